@@ -1,0 +1,77 @@
+#pragma once
+// All runtime settings, parsed once from the environment into one aggregate.
+#include "core/result.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string_view>
+#include <variant>
+#include <string>
+#include <vector>
+
+namespace core {
+
+using Seconds = std::chrono::duration<double>;
+
+struct RedisEndpoint {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 6379;
+  std::string username;
+  std::string password;
+  int db = 0;
+};
+
+enum class LogLevel { debug, info, warn, error };
+
+struct Config {
+  std::string listen_host = "0.0.0.0";
+  std::uint16_t listen_port = 8080;
+  std::string database_url = "postgresql://postgres@127.0.0.1:5432/llmgw";
+  RedisEndpoint redis;
+  std::string redis_prefix = "llmgw:";
+  std::string admin_key;
+  std::string encryption_key;  // 32 raw bytes, decoded from base64 or hex
+  LogLevel log_level = LogLevel::info;
+  int threads = 1;
+
+  // Client side
+  std::size_t max_body_bytes = 10 * 1024 * 1024;
+  std::size_t max_header_bytes = 64 * 1024;
+  Seconds header_timeout{10};
+  Seconds body_timeout{30};
+  Seconds keepalive_timeout{75};
+  Seconds shutdown_grace{30};
+
+  // Upstream side
+  Seconds upstream_connect_timeout{10};
+  Seconds upstream_first_byte_timeout{600};
+  Seconds upstream_idle_timeout{300};
+  std::size_t upstream_max_conns_per_host = 512;
+  std::size_t upstream_max_idle_per_host = 64;
+  std::string upstream_ca_file;  // extra CA bundle (tests, private CAs); system store always used
+
+  // Dependencies
+  std::size_t db_pool_size = 4;
+  Seconds db_timeout{5};
+  Seconds redis_timeout{0.5};
+};
+
+using EnvLookup = std::function<const char*(const char*)>;
+
+// Every problem is reported, not just the first; messages name the variable.
+struct ConfigErrors {
+  std::vector<std::string> messages;
+};
+
+// Returns the config, or all problems found.
+std::variant<Config, ConfigErrors> parse_config(const EnvLookup& env);
+
+// Text for --help: every variable, its default and meaning.
+std::string config_help();
+
+// Decodes a 32-byte key given as 64 hex chars or base64 (standard or url-safe).
+std::optional<std::string> decode_key32(std::string_view text);
+
+}  // namespace core

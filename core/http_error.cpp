@@ -1,0 +1,71 @@
+#include "core/http_error.hpp"
+
+#include <boost/json.hpp>
+
+namespace core {
+
+HttpError to_http(errc e) noexcept {
+  const std::string_view code = to_string(e);
+  switch (e) {
+    case errc::ok: return {200, "", code, ""};
+    case errc::invalid_json:
+      return {400, "invalid_request_error", code, "The request body is not valid JSON."};
+    case errc::invalid_request:
+      return {400, "invalid_request_error", code, "The request is invalid."};
+    case errc::not_found:
+      return {404, "invalid_request_error", code, "Not found."};
+    case errc::method_not_allowed:
+      return {405, "invalid_request_error", code, "Method not allowed for this path."};
+    case errc::body_too_large:
+      return {413, "invalid_request_error", code, "The request body is too large."};
+    case errc::header_too_large:
+      return {431, "invalid_request_error", code, "The request headers are too large."};
+    case errc::unsupported_media_type:
+      return {415, "invalid_request_error", code, "Content-Type must be application/json."};
+    case errc::missing_api_key:
+      return {401, "invalid_request_error", code,
+              "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."};
+    case errc::invalid_api_key:
+      return {401, "invalid_request_error", code, "Incorrect API key provided."};
+    case errc::model_not_found:
+      return {404, "invalid_request_error", code, "The model does not exist."};
+    case errc::conflict:
+      return {409, "invalid_request_error", code, "The resource conflicts with an existing one."};
+    case errc::request_timeout:
+      return {408, "invalid_request_error", code, "The request was not received in time."};
+    case errc::upstream_unavailable:
+      return {502, "api_error", code, "The upstream provider could not be reached."};
+    case errc::upstream_timeout:
+      return {504, "api_error", code, "The upstream provider did not answer in time."};
+    case errc::upstream_protocol:
+      return {502, "api_error", code, "The upstream provider sent an invalid response."};
+    case errc::db_unavailable:
+      return {503, "api_error", code, "The service is temporarily unavailable."};
+    case errc::cache_unavailable:
+      return {503, "api_error", code, "The service is temporarily unavailable."};
+    case errc::overloaded:
+      return {503, "api_error", code, "The gateway is overloaded; retry later."};
+    case errc::shutting_down:
+      return {503, "api_error", code, "The gateway is shutting down."};
+    case errc::internal:
+      return {500, "api_error", code, "Internal error."};
+  }
+  return {500, "api_error", "internal_error", "Internal error."};
+}
+
+std::string render_openai_error(const Error& err) {
+  const HttpError h = to_http(err.code);
+  boost::json::object inner;
+  inner["message"] = err.message.empty() ? h.default_message : std::string_view(err.message);
+  inner["type"] = h.type;
+  if (err.param.empty())
+    inner["param"] = nullptr;
+  else
+    inner["param"] = err.param;
+  inner["code"] = h.code;
+  boost::json::object outer;
+  outer["error"] = std::move(inner);
+  return boost::json::serialize(outer);
+}
+
+}  // namespace core

@@ -1,0 +1,74 @@
+#include "core/keys.hpp"
+
+#include "core/encoding.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <array>
+#include <stdexcept>
+
+namespace core {
+
+std::string generate_uuid_v4() {
+  std::array<unsigned char, 16> b{};
+  if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1)
+    throw std::runtime_error("RAND_bytes failed");  // no entropy: not an expected failure
+  b[6] = (b[6] & 0x0f) | 0x40;  // version 4
+  b[8] = (b[8] & 0x3f) | 0x80;  // RFC 4122 variant
+  std::string hex = hex_encode({reinterpret_cast<const char*>(b.data()), b.size()});
+  return hex.substr(0, 8) + '-' + hex.substr(8, 4) + '-' + hex.substr(12, 4) + '-' +
+         hex.substr(16, 4) + '-' + hex.substr(20);
+}
+
+std::string generate_user_key() { return "sk-" + generate_uuid_v4(); }
+
+bool is_uuid(std::string_view s) noexcept {
+  if (s.size() != 36) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return false;
+    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char md[32];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  return hex_encode({reinterpret_cast<const char*>(md), len});
+}
+
+std::string key_prefix(std::string_view key) { return std::string(key.substr(0, 11)); }
+
+std::string mask_secret(std::string_view s) {
+  if (s.size() < 12) return "****";
+  return std::string(s.substr(0, 4)) + "..." + std::string(s.substr(s.size() - 4));
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
+  // Hash both so the comparison length never depends on the secret's length.
+  unsigned char ha[32], hb[32];
+  EVP_Digest(a.data(), a.size(), ha, nullptr, EVP_sha256(), nullptr);
+  EVP_Digest(b.data(), b.size(), hb, nullptr, EVP_sha256(), nullptr);
+  return CRYPTO_memcmp(ha, hb, sizeof ha) == 0 && a.size() == b.size();
+}
+
+std::string_view bearer_token(std::string_view h) noexcept {
+  while (!h.empty() && h.front() == ' ') h.remove_prefix(1);
+  constexpr std::string_view kScheme = "bearer ";
+  if (h.size() <= kScheme.size()) return {};
+  for (std::size_t i = 0; i < kScheme.size(); ++i)
+    if ((h[i] | 0x20) != kScheme[i]) return {};
+  h.remove_prefix(kScheme.size());
+  while (!h.empty() && h.front() == ' ') h.remove_prefix(1);
+  while (!h.empty() && (h.back() == ' ' || h.back() == '\t')) h.remove_suffix(1);
+  return h;
+}
+
+}  // namespace core

@@ -1,0 +1,29 @@
+#pragma once
+// User API keys: format, hashing, display, comparison. Only the SHA-256 of a key is ever stored.
+#include <string>
+#include <string_view>
+
+namespace core {
+
+// "sk-" + a random (CSPRNG) UUIDv4, e.g. sk-3f1c9a4e-8b2d-4c6f-9a1e-2b3c4d5e6f70
+std::string generate_user_key();
+// Random UUIDv4 text.
+std::string generate_uuid_v4();
+bool is_uuid(std::string_view text) noexcept;
+
+// Lower-case hex SHA-256.
+std::string sha256_hex(std::string_view data);
+
+// First characters of a user key kept for display ("sk-3f1c9a4e").
+std::string key_prefix(std::string_view key);
+
+// "sk-p...wxyz": enough to recognise a secret, never enough to use it. Short secrets -> "****".
+std::string mask_secret(std::string_view secret);
+
+// Compares without early exit, so timing does not reveal how much of a secret matched.
+bool constant_time_equal(std::string_view a, std::string_view b) noexcept;
+
+// Extracts the token of "Bearer <token>" (case-insensitive scheme); empty when absent.
+std::string_view bearer_token(std::string_view authorization) noexcept;
+
+}  // namespace core
