@@ -23,6 +23,8 @@ struct Error {
 template <class T>
 class [[nodiscard]] Result {
  public:
+  // Default: an internal error (Asio needs default-constructible completion values).
+  Result() : v_(std::in_place_index<1>, Error{errc::internal}) {}
   Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}          // NOLINT
   Result(Error err) : v_(std::in_place_index<1>, std::move(err)) {}          // NOLINT
   Result(errc code) : v_(std::in_place_index<1>, Error{code}) {}             // NOLINT

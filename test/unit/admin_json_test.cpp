@@ -62,3 +62,15 @@ TEST_CASE("admin json: rendering never includes secrets") {
   CHECK(boost::json::parse(core::to_json(k)).as_object().contains("key") == false);
   CHECK(boost::json::parse(core::to_json_with_secret(k, "sk-1")).at("key") == "sk-1");
 }
+
+#include "core/route_codec.hpp"
+
+TEST_CASE("route codec: round trip and rejection of garbage") {
+  core::Route r{"mid", "gpt-4o", "pid", "openai", "https://api.openai.com/v1", "gpt-4o-2024"};
+  auto back = core::decode_route(core::encode_route(r));
+  REQUIRE(back);
+  CHECK(back->upstream_model == "gpt-4o-2024");
+  CHECK(back->base_url == r.base_url);
+  CHECK_FALSE(core::decode_route("{}"));
+  CHECK_FALSE(core::decode_route("nope"));
+}

@@ -1,0 +1,229 @@
+// Admin API: thin handlers. Validation lives in core/admin_json, persistence in storage/, cache
+// updates in cache/. Order for every write: PostgreSQL first (the truth), then Redis, then an
+// invalidation message so every replica drops what it cached in process.
+#include "core/admin_json.hpp"
+#include "core/crypto.hpp"
+#include "core/keys.hpp"
+#include "core/log.hpp"
+#include "gateway/handlers.hpp"
+#include "gateway/responses.hpp"
+#include "providers/provider.hpp"
+
+#include <boost/url/parse.hpp>
+
+namespace gw {
+namespace {
+
+using core::errc;
+
+core::Result<std::string> id_param(const Exchange& ex) {
+  std::string id(ex.params.get("id"));
+  if (!core::is_uuid(id)) return core::Error{errc::invalid_request, "The id must be a UUID.", "id"};
+  return id;
+}
+
+bool query_flag(const Request& req, std::string_view name) {
+  auto u = boost::urls::parse_origin_form(req.target());
+  if (!u) return false;
+  auto it = u->params().find(name);
+  return it != u->params().end() && (*it).value == "true";
+}
+
+// Renders a repository result: the value with `ok`, or the error.
+template <class T, class Render>
+Response reply(const Exchange& ex, const core::Result<T>& r, http::status ok, Render render) {
+  if (!r) return error_response(ex.req, r.error());
+  return json_response(ex.req, ok, render(*r));
+}
+
+Response no_content(const Exchange& ex, const core::Status& s) {
+  if (!s) return error_response(ex.req, s.error());
+  return empty_response(ex.req, http::status::no_content);
+}
+
+core::Status check_kind(const std::string& kind) {
+  if (!providers::find_kind(kind))
+    return core::Error{errc::invalid_request, "Unknown provider kind '" + kind + "'.", "kind"};
+  return core::ok();
+}
+
+// Logs a failed cache write; PostgreSQL already holds the change and the next warm-up repairs Redis.
+void note_cache_failure(const core::Status& s, std::string_view what) {
+  if (!s) core::log::warn("cache update failed", {{"op", what}, {"error", core::to_string(s.error().code)}});
+}
+
+net::awaitable<void> key_changed(App& app, std::string hash, bool active) {
+  if (active)
+    note_cache_failure(co_await app.stores.add_key(hash), "add_key");
+  else
+    note_cache_failure(co_await app.stores.remove_key(hash), "remove_key");
+  note_cache_failure(co_await app.stores.publish("key:" + hash), "publish");
+}
+
+#define TRY_OR_RESPOND(var, expr)                                       \
+  auto var = (expr);                                                    \
+  if (!var) co_return error_response(ex.req, std::move(var).error())
+
+}  // namespace
+
+net::awaitable<void> App::refresh_routes() {
+  auto all = co_await routes.all();
+  if (!all) {
+    note_cache_failure(all.error(), "load_routes");
+    co_return;
+  }
+  note_cache_failure(co_await stores.replace_routes(std::move(*all)), "replace_routes");
+  note_cache_failure(co_await stores.publish("routes"), "publish");
+  local.routes.clear();
+}
+
+net::awaitable<void> App::warm_cache() {
+  auto hashes = co_await keys.active_hashes();
+  if (hashes) note_cache_failure(co_await stores.replace_keys(std::move(*hashes)), "replace_keys");
+  else note_cache_failure(hashes.error(), "load_keys");
+  co_await refresh_routes();
+  local.clear();
+}
+
+// ---- providers ----
+
+net::awaitable<Response> admin_create_provider(App& app, Exchange& ex) {
+  TRY_OR_RESPOND(in, core::parse_provider_create(ex.req.body()));
+  TRY_OR_RESPOND(kind_ok, check_kind(in->kind));
+  core::NewProvider p{in->name, in->kind, in->base_url.value_or(std::string(providers::find_kind(in->kind)->default_base_url)), {}, {}};
+  if (in->api_key) {
+    p.api_key_enc = core::seal(app.cfg.encryption_key, *in->api_key);
+    p.api_key_preview = core::mask_secret(*in->api_key);
+  }
+  auto created = co_await app.providers.create(std::move(p));
+  co_return reply(ex, created, http::status::created, [](auto& v) { return core::to_json(v); });
+}
+
+net::awaitable<Response> admin_list_providers(App& app, Exchange& ex) {
+  auto all = co_await app.providers.list();
+  co_return reply(ex, all, http::status::ok, [](auto& v) { return core::providers_json(v); });
+}
+
+net::awaitable<Response> admin_get_provider(App& app, Exchange& ex) {
+  TRY_OR_RESPOND(id, id_param(ex));
+  auto p = co_await app.providers.get(*id);
+  co_return reply(ex, p, http::status::ok, [](auto& v) { return core::to_json(v); });
+}
+
+net::awaitable<Response> admin_update_provider(App& app, Exchange& ex) {
+  TRY_OR_RESPOND(id, id_param(ex));
+  TRY_OR_RESPOND(in, core::parse_provider_update(ex.req.body()));
+  if (in->kind) {
+    TRY_OR_RESPOND(kind_ok, check_kind(*in->kind));
+  }
+  core::ProviderPatch patch{in->name, in->kind, in->base_url, {}, {}, in->is_active};
+  if (in->api_key) {
+    patch.api_key_enc = core::seal(app.cfg.encryption_key, *in->api_key);
+    patch.api_key_preview = core::mask_secret(*in->api_key);
+  }
+  auto updated = co_await app.providers.update(*id, std::move(patch));
+  if (updated) {
+    app.local.invalidate("provider:" + *id);
+    note_cache_failure(co_await app.stores.publish("provider:" + *id), "publish");
+    co_await app.refresh_routes();
+  }
+  co_return reply(ex, updated, http::status::ok, [](auto& v) { return core::to_json(v); });
+}
+
+net::awaitable<Response> admin_delete_provider(App& app, Exchange& ex) {
+  TRY_OR_RESPOND(id, id_param(ex));
+  auto removed = co_await app.providers.remove(*id, query_flag(ex.req, "force"));
+  if (!removed) co_return error_response(ex.req, removed.error());
+  app.local.invalidate("provider:" + *id);
+  note_cache_failure(co_await app.stores.publish("provider:" + *id), "publish");
+  co_await app.refresh_routes();
+  co_return empty_response(ex.req, http::status::no_content);
+}
+
+// ---- models ----
+
+net::awaitable<Response> admin_create_model(App& app, Exchange& ex) {
+  TRY_OR_RESPOND(in, core::parse_model_create(ex.req.body()));
+  auto created = co_await app.models.create({in->name, in->provider_id, in->provider_model_name});
+  if (created) co_await app.refresh_routes();
+  co_return reply(ex, created, http::status::created, [](auto& v) { return core::to_json(v); });
+}
+
+net::awaitable<Response> admin_list_models(App& app, Exchange& ex) {
+  auto all = co_await app.models.list();
+  co_return reply(ex, all, http::status::ok, [](auto& v) { return core::models_json(v); });
+}
+
+net::awaitable<Response> admin_get_model(App& app, Exchange& ex) {
+  TRY_OR_RESPOND(id, id_param(ex));
+  auto m = co_await app.models.get(*id);
+  co_return reply(ex, m, http::status::ok, [](auto& v) { return core::to_json(v); });
+}
+
+net::awaitable<Response> admin_update_model(App& app, Exchange& ex) {
+  TRY_OR_RESPOND(id, id_param(ex));
+  TRY_OR_RESPOND(patch, core::parse_model_update(ex.req.body()));
+  auto updated = co_await app.models.update(*id, std::move(*patch));
+  if (updated) co_await app.refresh_routes();
+  co_return reply(ex, updated, http::status::ok, [](auto& v) { return core::to_json(v.first); });
+}
+
+net::awaitable<Response> admin_delete_model(App& app, Exchange& ex) {
+  TRY_OR_RESPOND(id, id_param(ex));
+  auto removed = co_await app.models.remove(*id);
+  if (removed) co_await app.refresh_routes();
+  co_return no_content(ex, removed ? core::ok() : core::Status(removed.error()));
+}
+
+// ---- user keys ----
+
+net::awaitable<Response> admin_create_key(App& app, Exchange& ex) {
+  TRY_OR_RESPOND(in, core::parse_key_create(ex.req.body()));
+  const std::string key = core::generate_user_key();
+  const std::string hash = core::sha256_hex(key);
+  auto created = co_await app.keys.create(in->name, hash, core::key_prefix(key));
+  if (created) co_await key_changed(app, hash, true);
+  co_return reply(ex, created, http::status::created,
+                  [&](auto& v) { return core::to_json_with_secret(v, key); });
+}
+
+net::awaitable<Response> admin_list_keys(App& app, Exchange& ex) {
+  auto all = co_await app.keys.list();
+  co_return reply(ex, all, http::status::ok, [](auto& v) { return core::keys_json(v); });
+}
+
+net::awaitable<Response> admin_get_key(App& app, Exchange& ex) {
+  TRY_OR_RESPOND(id, id_param(ex));
+  auto k = co_await app.keys.get(*id);
+  co_return reply(ex, k, http::status::ok, [](auto& v) { return core::to_json(v); });
+}
+
+net::awaitable<Response> admin_update_key(App& app, Exchange& ex) {
+  TRY_OR_RESPOND(id, id_param(ex));
+  TRY_OR_RESPOND(patch, core::parse_key_update(ex.req.body()));
+  auto updated = co_await app.keys.update(*id, std::move(*patch));
+  if (updated) co_await key_changed(app, updated->second, updated->first.is_active);
+  co_return reply(ex, updated, http::status::ok, [](auto& v) { return core::to_json(v.first); });
+}
+
+net::awaitable<Response> admin_rotate_key(App& app, Exchange& ex) {
+  TRY_OR_RESPOND(id, id_param(ex));
+  const std::string key = core::generate_user_key();
+  const std::string hash = core::sha256_hex(key);
+  auto rotated = co_await app.keys.rotate(*id, hash, core::key_prefix(key));
+  if (rotated) {
+    co_await key_changed(app, rotated->second, false);  // the old key stops working now
+    co_await key_changed(app, hash, rotated->first.is_active);
+  }
+  co_return reply(ex, rotated, http::status::ok,
+                  [&](auto& v) { return core::to_json_with_secret(v.first, key); });
+}
+
+net::awaitable<Response> admin_delete_key(App& app, Exchange& ex) {
+  TRY_OR_RESPOND(id, id_param(ex));
+  auto revoked = co_await app.keys.revoke(*id);
+  if (revoked) co_await key_changed(app, *revoked, false);
+  co_return no_content(ex, revoked ? core::ok() : core::Status(revoked.error()));
+}
+
+}  // namespace gw

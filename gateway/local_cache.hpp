@@ -1,0 +1,72 @@
+#pragma once
+// Per-process caches in front of Redis and PostgreSQL. All are bounded, all are dropped on an
+// invalidation message (and entirely whenever the subscription is re-established, since messages
+// may have been missed). Single-threaded: used only from the io_context thread.
+#include "core/domain.hpp"
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+namespace gw {
+
+template <class V>
+class TtlMap {
+ public:
+  using Clock = std::chrono::steady_clock;
+  TtlMap(std::size_t max_entries, Clock::duration ttl) : max_(max_entries), ttl_(ttl) {}
+
+  const V* find(const std::string& k) {
+    auto it = map_.find(k);
+    if (it == map_.end()) return nullptr;
+    if (Clock::now() >= it->second.expires) {
+      map_.erase(it);
+      return nullptr;
+    }
+    return &it->second.value;
+  }
+  void put(std::string k, V v) {
+    if (map_.size() >= max_) map_.clear();  // crude but bounded; a flood simply restarts the cache
+    map_.insert_or_assign(std::move(k), Entry{std::move(v), Clock::now() + ttl_});
+  }
+  void erase(const std::string& k) { map_.erase(k); }
+  void clear() { map_.clear(); }
+
+ private:
+  struct Entry {
+    V value;
+    Clock::time_point expires;
+  };
+  std::size_t max_;
+  Clock::duration ttl_;
+  std::unordered_map<std::string, Entry> map_;
+};
+
+struct LocalCaches {
+  // model name -> route (nullopt = known not to exist, cached briefly against floods)
+  TtlMap<std::optional<core::Route>> routes{10000, std::chrono::seconds(10)};
+  // key hash -> invalid; keeps floods of bad keys away from PostgreSQL
+  TtlMap<bool> bad_keys{10000, std::chrono::seconds(1)};
+  // provider id -> decrypted API key; process memory only, never Redis or logs
+  TtlMap<std::string> secrets{1000, std::chrono::minutes(10)};
+
+  // Message format: see cache/stores.hpp.
+  void invalidate(std::string_view message) {
+    if (message.rfind("key:", 0) == 0) {
+      bad_keys.erase(std::string(message.substr(4)));
+    } else if (message.rfind("provider:", 0) == 0) {
+      secrets.erase(std::string(message.substr(9)));
+      routes.clear();
+    } else {
+      clear();
+    }
+  }
+  void clear() {
+    routes.clear();
+    bad_keys.clear();
+    secrets.clear();
+  }
+};
+
+}  // namespace gw

@@ -1,0 +1,152 @@
+// llm-gateway: wiring only. Parse config, migrate, connect, listen, drain on SIGTERM.
+#include "cache/redis_subscriber.hpp"
+#include "core/log.hpp"
+#include "gateway/app.hpp"
+#include "gateway/server.hpp"
+#include "gateway/upstream_pool.hpp"
+
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+namespace {
+
+using namespace gw;
+namespace log = core::log;
+
+cache::RedisOptions redis_options(const core::Config& cfg) {
+  cache::RedisOptions o;
+  o.host = cfg.redis.host;
+  o.port = cfg.redis.port;
+  o.username = cfg.redis.username;
+  o.password = cfg.redis.password;
+  o.db = cfg.redis.db;
+  o.command_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.redis_timeout);
+  o.connect_timeout = std::max(o.command_timeout, std::chrono::milliseconds(1000));
+  return o;
+}
+
+// PostgreSQL may still be starting (a pod and its database come up together): retry for a while.
+bool migrate_with_retry(storage::Db& db) {
+  const auto give_up = Clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    auto s = db.migrate();
+    if (s) return true;
+    if (s.error().code != core::errc::db_unavailable || Clock::now() > give_up) {
+      log::error("database migration failed", {{"error", core::to_string(s.error().code)}});
+      return false;
+    }
+    log::warn("database not reachable yet, retrying");
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
+net::awaitable<void> shutdown(App& app, tcp::acceptor& acceptor, std::function<void()> stop_background) {
+  log::info("shutting down", {{"grace_seconds", app.cfg.shutdown_grace.count()}});
+  beast::error_code ec;
+  acceptor.close(ec);
+  begin_drain(app);
+  const auto deadline = Clock::now() + to_steady(app.cfg.shutdown_grace);
+  net::steady_timer tick(app.ioc);
+  while (!app.sessions.empty() && Clock::now() < deadline) {
+    tick.expires_after(std::chrono::milliseconds(20));
+    co_await tick.async_wait(use_tuple);
+  }
+  if (!app.sessions.empty()) log::warn("grace period over, closing busy connections", {{"open", app.sessions.size()}});
+  stop_background();
+  app.ioc.stop();
+}
+
+int run(const core::Config& cfg) {
+  std::signal(SIGPIPE, SIG_IGN);
+  storage::Db db({cfg.database_url, cfg.db_pool_size, 1024,
+                  std::chrono::duration_cast<std::chrono::milliseconds>(cfg.db_timeout), 3});
+  if (!migrate_with_retry(db)) return 1;
+
+  auto tls = make_client_tls(cfg);
+  if (!tls) {
+    log::error("tls setup failed", {{"error", tls.error().message}});
+    return 1;
+  }
+  net::io_context ioc{1};
+  UpstreamPool pool(cfg, **tls);
+  const auto ropts = redis_options(cfg);
+  auto redis = std::make_shared<cache::RedisClient>(ioc.get_executor(), ropts);
+  App app(cfg, ioc, db, redis, pool);
+
+  // Every (re)connect to Redis rebuilds it from PostgreSQL: a restarted, empty Redis refills.
+  redis->on_connected([&app] { net::co_spawn(app.ioc, app.warm_cache(), net::detached); });
+  auto on_message = [&app](std::string_view m) { app.local.invalidate(m); };
+  auto on_resubscribed = [&app] { app.local.clear(); };
+  auto subscriber = std::make_shared<cache::RedisSubscriber>(ioc.get_executor(), ropts, app.stores.channel(),
+                                                             on_message, on_resubscribed);
+  redis->start();
+  subscriber->start();
+
+  tcp::acceptor acceptor(ioc);
+  beast::error_code ec;
+  const auto address = net::ip::make_address(cfg.listen_host, ec);
+  if (ec) {
+    log::error("LISTEN_ADDR host must be an IP address", {{"host", cfg.listen_host}});
+    return 1;
+  }
+  const tcp::endpoint endpoint{address, cfg.listen_port};
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    log::error("cannot listen", {{"addr", cfg.listen_host + ":" + std::to_string(cfg.listen_port)}, {"error", ec.message()}});
+    return 1;
+  }
+  const auto bound = acceptor.local_endpoint();
+  log::info("listening", {{"addr", bound.address().to_string() + ":" + std::to_string(bound.port())}});
+  net::co_spawn(ioc, accept_loop(app, acceptor), net::detached);
+
+  net::signal_set signals(ioc, SIGINT, SIGTERM);
+  auto stop_background = [&] {
+    redis->stop();
+    subscriber->stop();
+    pool.close_idle();
+  };
+  signals.async_wait([&](beast::error_code sec, int) {
+    if (!sec) net::co_spawn(ioc, shutdown(app, acceptor, stop_background), net::detached);
+  });
+
+  ioc.run();
+  db.stop();
+  log::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << core::config_help();
+      return 0;
+    }
+    if (arg == "--version") {
+      std::cout << "llm-gateway 0.1.0\n";
+      return 0;
+    }
+    std::cerr << "llm-gateway: unknown argument '" << arg << "' (see --help)\n";
+    return 2;
+  }
+  auto parsed = core::parse_config([](const char* n) { return std::getenv(n); });
+  if (auto* errors = std::get_if<core::ConfigErrors>(&parsed)) {
+    for (const auto& m : errors->messages) std::cerr << "llm-gateway: config error: " << m << "\n";
+    std::cerr << "llm-gateway: see --help\n";
+    return 2;
+  }
+  const auto& cfg = std::get<core::Config>(parsed);
+  log::set_level(cfg.log_level);
+  return run(cfg);
+}

@@ -1,0 +1,177 @@
+#include "gateway/relay.hpp"
+
+#include "core/header_policy.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <array>
+
+namespace gw {
+namespace {
+
+using core::errc;
+constexpr std::size_t kChunk = 64 * 1024;
+constexpr std::uint32_t kUpstreamHeaderLimit = 64 * 1024;
+
+bool is_timeout(const beast::error_code& ec) { return ec == beast::error::timeout; }
+
+bool closed_before_answer(const beast::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
+         ec == net::error::broken_pipe || ec == net::ssl::error::stream_truncated;
+}
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i)
+    if ((s[i] | 0x20) != (prefix[i] | 0x20)) return false;
+  return true;
+}
+
+template <class Stream>
+net::awaitable<RelayResult> relay_on(Stream& up, bool reused, RelayRequest& rq) {
+  RelayResult r;
+  auto& up_tcp = beast::get_lowest_layer(up);
+
+  // 1. Request out, response header in: one deadline (UPSTREAM_FIRST_BYTE_TIMEOUT).
+  up_tcp.expires_after(to_steady(rq.cfg.upstream_first_byte_timeout));
+  auto [wec, wn] = co_await http::async_write(up, rq.upstream_request, use_tuple);
+  if (wec) {
+    r.error = is_timeout(wec) ? errc::upstream_timeout : errc::upstream_unavailable;
+    r.retry_on_fresh = reused && !is_timeout(wec);
+    co_return r;
+  }
+  beast::flat_buffer upbuf;
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(boost::none);  // streamed, never stored
+  parser.header_limit(kUpstreamHeaderLimit);
+  auto [hec, hn] = co_await http::async_read_header(up, upbuf, parser, use_tuple);
+  if (hec) {
+    r.error = is_timeout(hec) ? errc::upstream_timeout
+              : closed_before_answer(hec) ? errc::upstream_unavailable
+                                          : errc::upstream_protocol;
+    r.retry_on_fresh = reused && closed_before_answer(hec);
+    co_return r;
+  }
+
+  // 2. Response header to the client: status and the allowed headers, framing chosen here.
+  const auto& uh = parser.get();
+  http::response<http::empty_body> head{uh.result(), 11};
+  for (const auto& f : uh)
+    if (core::forward_to_client(f.name_string())) head.insert(f.name_string(), f.value());
+  if (!rq.client_sent_request_id) {
+    const auto upstream_id = uh["x-request-id"];
+    if (!upstream_id.empty() && upstream_id.size() <= 128) rq.request_id = std::string(upstream_id);
+  }
+  head.set("X-Request-Id", rq.request_id);
+  if (starts_with_ci(uh[http::field::content_type], "text/event-stream")) {
+    head.set("X-Accel-Buffering", "no");  // nginx must not buffer tokens
+    head.set(http::field::cache_control, "no-cache");
+  }
+  const unsigned status = uh.result_int();
+  const bool bodiless = status == 204 || status == 304 || (status >= 100 && status < 200);
+  bool chunked = false;
+  if (bodiless) {
+  } else if (parser.is_done()) {
+    head.content_length(0);
+  } else if (parser.content_length()) {
+    head.content_length(*parser.content_length());  // non-stream: same framing as upstream
+  } else {
+    head.chunked(true);
+    chunked = true;
+  }
+  head.keep_alive(rq.client_keep_alive);
+  http::response_serializer<http::empty_body> sr{head};
+  rq.client.expires_after(to_steady(rq.cfg.upstream_idle_timeout));
+  auto [cec, cn] = co_await http::async_write_header(rq.client, sr, use_tuple);
+  r.status = status;
+  if (cec) {
+    r.client_gone = true;
+    co_return r;
+  }
+  r.responded = true;
+
+  // 3. Body: each upstream read goes out as soon as it arrives.
+  std::array<char, kChunk> buf;
+  while (!parser.is_done()) {
+    parser.get().body().data = buf.data();
+    parser.get().body().size = buf.size();
+    up_tcp.expires_after(to_steady(rq.cfg.upstream_idle_timeout));
+    auto [rec, rn] = co_await http::async_read_some(up, upbuf, parser, use_tuple);
+    if (rec == http::error::need_buffer) rec = {};
+    if (rec) co_return r;  // upstream died or went idle: the caller closes the client connection
+    const std::size_t n = buf.size() - parser.get().body().size;
+    if (n == 0) continue;
+    rq.client.expires_after(to_steady(rq.cfg.upstream_idle_timeout));
+    beast::error_code xec;
+    if (chunked)
+      std::tie(xec, std::ignore) =
+          co_await net::async_write(rq.client, http::make_chunk(net::buffer(buf.data(), n)), use_tuple);
+    else
+      std::tie(xec, std::ignore) = co_await net::async_write(rq.client, net::buffer(buf.data(), n), use_tuple);
+    if (xec) {
+      r.client_gone = true;
+      co_return r;
+    }
+  }
+  if (chunked) {
+    auto [lec, ln] = co_await net::async_write(rq.client, http::make_chunk_last(), use_tuple);
+    if (lec) {
+      r.client_gone = true;
+      co_return r;
+    }
+  }
+  rq.client.expires_never();
+  r.complete = true;
+  r.upstream_reusable = parser.keep_alive();
+  co_return r;
+}
+
+// Completes when the client closes its side; then closes the upstream connection so the provider
+// sees the cancellation at once. Data from a pipelining client is left for the session to read.
+net::awaitable<void> watch_client(beast::tcp_stream& client, UpstreamConn& up) {
+  auto [ec] = co_await client.socket().async_wait(tcp::socket::wait_read, use_tuple);
+  if (ec) co_return;  // the relay finished and woke us
+  char probe;
+  beast::error_code pec;
+  const auto n = client.socket().receive(net::buffer(&probe, 1), tcp::socket::message_peek, pec);
+  if (pec || n == 0) {
+    beast::error_code ignored;
+    up.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    up.socket().close(ignored);
+    co_return;
+  }
+  // The client is alive and already sent its next request: nothing more to watch for.
+  net::steady_timer forever(client.get_executor(), Clock::time_point::max());
+  co_await forever.async_wait(use_tuple);
+}
+
+template <class Stream>
+net::awaitable<RelayResult> relay_then_wake(Stream& up, bool reused, RelayRequest& rq) {
+  RelayResult r = co_await relay_on(up, reused, rq);
+  beast::error_code ec;
+  rq.client.socket().cancel(ec);  // ends watch_client's wait
+  co_return r;
+}
+
+}  // namespace
+
+net::awaitable<RelayResult> relay(UpstreamConn& upstream, RelayRequest& rq) {
+  using namespace net::experimental::awaitable_operators;
+  auto run = [&](auto& stream) { return relay_then_wake(stream, upstream.reused, rq); };
+  auto relaying = std::visit(run, upstream.stream);
+  auto outcome = co_await (std::move(relaying) || watch_client(rq.client, upstream));
+  if (outcome.index() == 0) co_return std::get<0>(std::move(outcome));
+  RelayResult gone;
+  gone.client_gone = true;
+  co_return gone;
+}
+
+}  // namespace gw

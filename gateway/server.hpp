@@ -1,0 +1,14 @@
+#pragma once
+#include "gateway/app.hpp"
+#include "gateway/http.hpp"
+
+namespace gw {
+
+// Accepts connections until the acceptor is closed; one session coroutine per connection.
+net::awaitable<void> accept_loop(App& app, tcp::acceptor& acceptor);
+
+// Shutdown, step 1: no new requests; idle keep-alive connections are closed now, busy ones after
+// their current response.
+void begin_drain(App& app);
+
+}  // namespace gw

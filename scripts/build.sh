@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Configures and builds into build/ (Release). Extra arguments go to cmake, e.g. -DLLMGW_SANITIZE=ON.
+# Usage: scripts/build.sh [BUILD_DIR] [cmake args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=${1:-build}; shift || true
+export CCACHE_DIR=${CCACHE_DIR:-$HOME/.ccache}
+cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
+ninja -C "$dir" -j"$(nproc)"

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs, builds and runs every test: unit, cache and storage integration, end-to-end (real
+# PostgreSQL, Redis, nginx, mock upstream), then the unit tests again under ASan+UBSan.
+# Exits non-zero on any failure. Set LLMGW_SKIP_SANITIZE=1 to skip the sanitizer stage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stage_start=$SECONDS
+stage() {
+  local now=$SECONDS
+  [ -n "${stage_name:-}" ] && echo "==> stage '$stage_name' took $((now - stage_start)) s"
+  stage_name=$1; stage_start=$now
+  [ -n "$1" ] && echo "==> $1"
+}
+
+stage "install"
+bash scripts/install-deps.sh --with-node
+
+stage "build (Release)"
+bash scripts/build.sh build
+
+stage "tests (unit, integration, e2e)"
+(cd build && ctest --output-on-failure -j"$(nproc)" --timeout 600)
+
+if [ -z "${LLMGW_SKIP_SANITIZE:-}" ]; then
+  stage "unit tests under ASan+UBSan"
+  bash scripts/build.sh build-asan -DLLMGW_SANITIZE=ON -DLLMGW_UNIT_ONLY=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure)
+fi
+stage ""
+echo "==> all tests passed"

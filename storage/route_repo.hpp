@@ -1,0 +1,30 @@
+#pragma once
+// Read side of the hot path: what a public model name forwards to. A route exists only while the
+// model and its provider are both active and not deleted.
+#include "core/domain.hpp"
+#include "core/result.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace storage {
+
+class Db;
+
+class RouteRepo {
+ public:
+  explicit RouteRepo(Db& db) : db_(db) {}
+
+  // nullopt when there is no usable route for this public name.
+  boost::asio::awaitable<core::Result<std::optional<core::Route>>> find(std::string model_name);
+  // Every usable route (to warm the route cache), by model name.
+  boost::asio::awaitable<core::Result<std::vector<core::Route>>> all();
+
+ private:
+  Db& db_;
+};
+
+}  // namespace storage

@@ -1,0 +1,385 @@
+#define CATCH_CONFIG_MAIN
+#include <catch2/catch.hpp>
+
+#include "cache/redis_client.hpp"
+#include "cache/redis_subscriber.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using cache::Reply;
+using Clock = std::chrono::steady_clock;
+
+sockaddr_in loopback(uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return a;
+}
+
+// Binding port 0 lets the kernel pick a port nobody uses right now.
+uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  auto a = loopback(0);
+  socklen_t len = sizeof a;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+bool port_open(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  auto a = loopback(port);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// A throwaway redis-server child process. PR_SET_PDEATHSIG kills it even if the test itself crashes.
+class RedisServer {
+ public:
+  explicit RedisServer(uint16_t port) : port_(port) { start(); }
+  ~RedisServer() { stop(); }
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
+
+  void start() {
+    const auto port = std::to_string(port_);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      int devnull = ::open("/dev/null", O_WRONLY);
+      ::dup2(devnull, STDOUT_FILENO);
+      ::execl(REDIS_SERVER_BIN, "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
+              "--appendonly", "no", "--daemonize", "no", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    const auto until = Clock::now() + 5s;
+    while (!port_open(port_) && Clock::now() < until) std::this_thread::sleep_for(10ms);
+    REQUIRE(port_open(port_));
+  }
+  void stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  void pause() { ::kill(pid_, SIGSTOP); }
+  void resume() { ::kill(pid_, SIGCONT); }
+
+ private:
+  uint16_t port_;
+  pid_t pid_ = -1;
+};
+
+asio::awaitable<void> sleep(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::use_awaitable);
+}
+
+// Polls until `cond` holds or `deadline` passes.
+template <class Cond>
+asio::awaitable<bool> eventually(Cond cond, std::chrono::milliseconds deadline = 5s) {
+  const auto until = Clock::now() + deadline;
+  while (!cond()) {
+    if (Clock::now() > until) co_return false;
+    co_await sleep(10ms);
+  }
+  co_return true;
+}
+
+struct Fixture {
+  uint16_t port = free_port();
+  RedisServer server{port};
+  asio::io_context io;
+  std::shared_ptr<cache::RedisClient> client;
+  std::shared_ptr<cache::RedisSubscriber> subscriber;
+
+  cache::RedisOptions options() const {
+    cache::RedisOptions o;
+    o.port = port;
+    o.connect_timeout = 500ms;
+    o.command_timeout = 300ms;
+    return o;
+  }
+  void make_client(cache::RedisOptions o) {
+    client = std::make_shared<cache::RedisClient>(io.get_executor(), std::move(o));
+    client->start();
+  }
+
+  // Runs `body` to completion, then stops the client/subscriber. io.run_for() only returns early if every
+  // coroutine has ended, so this also checks that stop() really ends them.
+  template <class Body>
+  void run(Body& body) {
+    std::exception_ptr failure;
+    bool done = false;
+    auto on_done = [&](std::exception_ptr e) {
+      failure = e;
+      done = true;
+      if (client) client->stop();
+      if (subscriber) subscriber->stop();
+    };
+    asio::co_spawn(io, body(), on_done);
+    io.run_for(60s);
+    if (failure) std::rethrow_exception(failure);
+    REQUIRE(done);
+    REQUIRE(io.stopped());
+  }
+};
+
+using Args = std::vector<std::string>;
+
+// Catch's macros repeat their argument in an unevaluated branch, and GCC 12 still runs a co_await found
+// there (each command would run three times), so an awaited condition is stored before it is checked.
+#define CO_REQUIRE(...) do { const bool co_ok_ = static_cast<bool>(__VA_ARGS__); REQUIRE(co_ok_); } while (0)
+#define CO_CHECK(...) do { const bool co_ok_ = static_cast<bool>(__VA_ARGS__); CHECK(co_ok_); } while (0)
+
+// GCC 12 rejects or miscompiles an initializer list (of std::string) inside a co_await expression, so the
+// argument vector is built here, in a plain function that returns the awaitable.
+template <class... S>
+asio::awaitable<core::Result<Reply>> cmd(cache::RedisClient& c, S&&... args) {
+  return c.command(Args{std::string(std::forward<S>(args))...});
+}
+
+}  // namespace
+
+TEST_CASE("basic commands and reply types") {
+  Fixture f;
+  auto opts = f.options();
+  opts.host = "localhost";  // by name, through the resolver
+  f.make_client(opts);
+  auto body = [&]() -> asio::awaitable<void> {
+    auto& c = *f.client;
+    CO_REQUIRE(co_await c.wait_connected(2s));
+
+    auto set = co_await cmd(c, "SET", "k", "v");
+    REQUIRE(set);
+    CHECK(set->type == Reply::Type::status);
+    CHECK(set->str == "OK");
+    auto get = co_await cmd(c, "GET", "k");
+    REQUIRE(get);
+    CHECK(get->type == Reply::Type::string);
+    CHECK(get->str == "v");
+
+    const std::string binary("a\0b\r\nc", 6);  // arguments and replies are binary safe
+    CO_REQUIRE(co_await cmd(c, "SET", "bin", binary));
+    auto bin = co_await cmd(c, "GET", "bin");
+    REQUIRE(bin);
+    CHECK(bin->str == binary);
+
+    CO_REQUIRE(co_await cmd(c, "SADD", "set", "member"));
+    auto yes = co_await cmd(c, "SISMEMBER", "set", "member");
+    auto no = co_await cmd(c, "SISMEMBER", "set", "other");
+    REQUIRE((yes && no));
+    CHECK(yes->type == Reply::Type::integer);
+    CHECK(yes->integer == 1);
+    CHECK(no->integer == 0);
+
+    auto nil = co_await cmd(c, "HGET", "hash", "field");
+    REQUIRE(nil);
+    CHECK(nil->type == Reply::Type::nil);
+
+    auto wrong = co_await cmd(c, "HGET", "set", "field");
+    REQUIRE(wrong);  // a Redis error is a reply, not a transport failure
+    CHECK(wrong->type == Reply::Type::error);
+    CHECK(wrong->str.rfind("WRONGTYPE", 0) == 0);
+
+    CO_REQUIRE(co_await cmd(c, "RPUSH", "list", "a", "b"));
+    auto list = co_await cmd(c, "LRANGE", "list", "0", "-1");
+    REQUIRE(list);
+    REQUIRE(list->type == Reply::Type::array);
+    REQUIRE(list->elements.size() == 2);
+    CHECK(list->elements[1].str == "b");
+
+    auto empty = co_await c.command(Args{});
+    REQUIRE(!empty);
+    CHECK(empty.error().code == core::errc::internal);
+    auto ping = co_await cmd(c, "PING");  // still in sync after all of the above
+    REQUIRE(ping);
+    CHECK(ping->str == "PONG");
+  };
+  f.run(body);
+}
+
+TEST_CASE("pipelined replies stay in order") {
+  Fixture f;
+  auto opts = f.options();
+  opts.command_timeout = 5s;
+  f.make_client(opts);
+  auto body = [&]() -> asio::awaitable<void> {
+    auto& c = *f.client;
+    CO_REQUIRE(co_await c.wait_connected(2s));
+
+    std::vector<Args> cmds;
+    for (int i = 0; i < 1000; ++i) cmds.push_back(i % 2 ? Args{"INCR", "counter"} : Args{"ECHO", std::to_string(i)});
+    auto replies = co_await c.pipeline(std::move(cmds));
+    REQUIRE(replies);
+    REQUIRE(replies->size() == 1000);
+    bool ordered = true;
+    for (int i = 0; i < 1000; ++i) {
+      const auto& r = (*replies)[i];
+      ordered = ordered && (i % 2 ? r.integer == (i + 1) / 2 : r.str == std::to_string(i));
+    }
+    CHECK(ordered);
+
+    // 1000 independent callers in flight at once: each must get its own reply.
+    int matched = 0, finished = 0;
+    auto ex = co_await asio::this_coro::executor;
+    for (int i = 0; i < 1000; ++i) {
+      auto one = [&c, &matched, i]() -> asio::awaitable<void> {
+        auto r = co_await cmd(c, "ECHO", std::to_string(i));
+        if (r && r->str == std::to_string(i)) ++matched;
+      };
+      auto count = [&finished](std::exception_ptr) { ++finished; };
+      asio::co_spawn(ex, one, count);
+    }
+    auto all_finished = [&] { return finished == 1000; };
+    CO_REQUIRE(co_await eventually(all_finished));
+    CHECK(matched == 1000);
+  };
+  f.run(body);
+}
+
+TEST_CASE("too many pending commands is overloaded") {
+  Fixture f;
+  auto opts = f.options();
+  opts.max_pending = 10;
+  f.make_client(opts);
+  auto body = [&]() -> asio::awaitable<void> {
+    CO_REQUIRE(co_await f.client->wait_connected(2s));
+    const Args ping{"PING"};
+    auto r = co_await f.client->pipeline(std::vector<Args>(11, ping));
+    REQUIRE(!r);
+    CHECK(r.error().code == core::errc::overloaded);
+    CO_CHECK(co_await f.client->pipeline(std::vector<Args>(10, ping)));
+  };
+  f.run(body);
+}
+
+TEST_CASE("unavailable redis fails fast or at the deadline") {
+  Fixture f;
+  f.make_client(f.options());  // command_timeout 300ms
+  auto body = [&]() -> asio::awaitable<void> {
+    auto& c = *f.client;
+    CO_REQUIRE(co_await c.wait_connected(2s));
+
+    // Hung server: the command waits out its deadline, then the client gives up on the connection.
+    f.server.pause();
+    auto start = Clock::now();
+    auto hung = co_await cmd(c, "GET", "k");
+    auto took = Clock::now() - start;
+    REQUIRE(!hung);
+    CHECK(hung.error().code == core::errc::cache_unavailable);
+    CHECK(took >= 250ms);
+    CHECK(took < 800ms);
+    auto disconnected = [&] { return !c.connected(); };
+    CO_CHECK(co_await eventually(disconnected, 2s));
+    f.server.resume();
+    CO_REQUIRE(co_await c.wait_connected(5s));
+    CO_CHECK(co_await cmd(c, "PING"));
+
+    // Dead server: not connected, so commands fail at once.
+    f.server.stop();
+    CO_REQUIRE(co_await eventually(disconnected, 2s));
+    start = Clock::now();
+    auto dead = co_await cmd(c, "GET", "k");
+    REQUIRE(!dead);
+    CHECK(dead.error().code == core::errc::cache_unavailable);
+    CHECK(Clock::now() - start < 100ms);
+    CO_CHECK(!co_await c.wait_connected(300ms));
+  };
+  f.run(body);
+}
+
+TEST_CASE("reconnects after a restart and fires on_connected again") {
+  Fixture f;
+  int connects = 0;
+  f.client = std::make_shared<cache::RedisClient>(f.io.get_executor(), f.options());
+  f.client->on_connected([&] { ++connects; });
+  f.client->start();
+  auto body = [&]() -> asio::awaitable<void> {
+    auto& c = *f.client;
+    CO_REQUIRE(co_await c.wait_connected(2s));
+    CHECK(connects == 1);
+    CO_REQUIRE(co_await cmd(c, "SET", "k", "v"));
+
+    f.server.stop();
+    auto disconnected = [&] { return !c.connected(); };
+    CO_REQUIRE(co_await eventually(disconnected, 2s));
+    f.server.start();
+    auto reconnected = [&] { return connects == 2; };
+    CO_REQUIRE(co_await eventually(reconnected, 5s));
+    CHECK(c.connected());
+    auto get = co_await cmd(c, "GET", "k");  // a fresh server: the key is gone
+    REQUIRE(get);
+    CHECK(get->type == Reply::Type::nil);
+  };
+  f.run(body);
+}
+
+TEST_CASE("subscriber receives messages and reports resubscribes") {
+  Fixture f;
+  f.make_client(f.options());
+  std::vector<std::string> messages;
+  int resubscribed = 0;
+  auto on_message = [&](std::string_view m) { messages.emplace_back(m); };
+  auto on_resubscribed = [&] { ++resubscribed; };
+  f.subscriber = std::make_shared<cache::RedisSubscriber>(f.io.get_executor(), f.options(), "invalidate",
+                                                          on_message, on_resubscribed);
+  f.subscriber->start();
+  auto body = [&]() -> asio::awaitable<void> {
+    auto& c = *f.client;
+    CO_REQUIRE(co_await c.wait_connected(2s));
+    auto subscribed_once = [&] { return resubscribed == 1; };
+    CO_REQUIRE(co_await eventually(subscribed_once));
+    CHECK(f.subscriber->subscribed());
+
+    auto receivers = co_await cmd(c, "PUBLISH", "invalidate", "key:1");
+    REQUIRE(receivers);
+    CHECK(receivers->integer == 1);
+    CO_CHECK(co_await cmd(c, "PUBLISH", "other-channel", "ignored"));
+    auto got_one = [&] { return messages.size() == 1; };
+    CO_REQUIRE(co_await eventually(got_one));
+    CHECK(messages[0] == "key:1");
+
+    f.server.stop();
+    f.server.start();
+    auto subscribed_twice = [&] { return resubscribed == 2 && f.client->connected(); };
+    CO_REQUIRE(co_await eventually(subscribed_twice));
+    CO_REQUIRE(co_await cmd(c, "PUBLISH", "invalidate", "key:2"));
+    auto got_two = [&] { return messages.size() == 2; };
+    CO_REQUIRE(co_await eventually(got_two));
+    CHECK(messages[1] == "key:2");
+
+    // A hung server sends no reset: only the subscriber's PING heartbeat can notice it.
+    f.server.pause();
+    auto unsubscribed = [&] { return !f.subscriber->subscribed(); };
+    CO_REQUIRE(co_await eventually(unsubscribed, 5s));
+    f.server.resume();
+    auto subscribed_thrice = [&] { return resubscribed == 3; };
+    CO_REQUIRE(co_await eventually(subscribed_thrice));
+    CHECK(messages.size() == 2);
+  };
+  f.run(body);
+}

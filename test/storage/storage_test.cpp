@@ -1,0 +1,742 @@
+// Db pool, migrations and repositories against a real PostgreSQL (see main.cpp / temp_postgres).
+#include <catch2/catch.hpp>
+
+#include "storage/db.hpp"
+#include "storage/key_repo.hpp"
+#include "storage/migrations.hpp"
+#include "storage/model_repo.hpp"
+#include "storage/provider_repo.hpp"
+#include "storage/route_repo.hpp"
+#include "test_support.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <pqxx/nontransaction>
+#include <pqxx/transaction>
+
+#include <atomic>
+#include <latch>
+#include <memory>
+#include <regex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using boost::asio::awaitable;
+using core::errc;
+using namespace std::chrono_literals;
+
+storage::DbOptions options(std::string url = test::db_url()) {
+  storage::DbOptions o;
+  o.url = std::move(url);
+  o.threads = 2;
+  return o;
+}
+
+// A migrated, empty database for one test case.
+std::unique_ptr<storage::Db> fresh_db(storage::DbOptions o = options()) {
+  auto db = std::make_unique<storage::Db>(std::move(o));
+  REQUIRE(db->migrate().has_value());
+  pqxx::connection conn(test::db_url());
+  pqxx::nontransaction tx(conn);
+  tx.exec("TRUNCATE models, providers, user_keys");
+  return db;
+}
+
+bool is_rfc3339_utc_us(const std::string& s) {
+  static const std::regex re(R"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z)");
+  return std::regex_match(s, re);
+}
+
+errc code_of(const core::Status& s) { return s ? errc::ok : s.error().code; }
+
+template <class T>
+errc code_of(const core::Result<T>& r) {
+  return r ? errc::ok : r.error().code;
+}
+
+// Never write co_await inside a Catch2 macro: GCC 12 mishandles the temporaries of its expression
+// templates across the suspension (the assertion silently sees garbage). Await first, then check.
+#define CHECK_CODE(expr, expected)            \
+  do {                                        \
+    const errc code_ = code_of(co_await expr); \
+    CHECK(code_ == (expected));               \
+  } while (false)
+#define CHECK_OK(expr) CHECK_CODE(expr, errc::ok)
+#define REQUIRE_OK(expr)                      \
+  do {                                        \
+    const errc code_ = code_of(co_await expr); \
+    REQUIRE(code_ == errc::ok);               \
+  } while (false)
+
+awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, d);
+  co_await timer.async_wait(boost::asio::use_awaitable);
+}
+
+constexpr const char* kMissingId = "00000000-0000-4000-8000-000000000000";
+
+core::NewProvider new_provider(std::string name, std::string key = "ENC") {
+  core::NewProvider p;
+  p.name = std::move(name);
+  p.kind = "openai";
+  p.base_url = "https://api.example.com/v1";
+  p.api_key_enc = key;
+  p.api_key_preview = key.empty() ? "" : "sk-p...wxyz";
+  return p;
+}
+
+core::NewModel new_model(std::string name, std::string provider_id,
+                         std::optional<std::string> upstream = std::nullopt) {
+  core::NewModel m;
+  m.name = std::move(name);
+  m.provider_id = std::move(provider_id);
+  m.provider_model_name = std::move(upstream);
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("migrate applies every embedded migration exactly once, also when raced", "[migrate]") {
+  const auto migrations = storage::detail::embedded_migrations();
+  REQUIRE(!migrations.empty());
+  CHECK(migrations.front().version == 1);
+  CHECK(migrations.front().name == "init");
+
+  test::postgres().create_database("llmgw_race");
+  const std::string url = test::postgres().url("llmgw_race");
+
+  constexpr int kRacers = 4;
+  std::latch go(kRacers);
+  std::atomic<int> succeeded{0};
+  std::vector<std::thread> racers;
+  for (int i = 0; i < kRacers; ++i) {
+    racers.emplace_back([&] {
+      storage::Db db(options(url));
+      go.arrive_and_wait();
+      if (db.migrate()) ++succeeded;
+    });
+  }
+  for (auto& t : racers) t.join();
+  CHECK(succeeded == kRacers);
+
+  storage::Db db(options(url));
+  CHECK(db.migrate().has_value());  // idempotent
+  CHECK(db.migrate().has_value());
+
+  pqxx::connection conn(url);
+  pqxx::nontransaction tx(conn);
+  const auto row = tx.exec1("SELECT count(*), max(version) FROM schema_migrations");
+  CHECK(row[0].as<std::size_t>() == migrations.size());
+  CHECK(row[1].as<int>() == migrations.back().version);
+  for (const char* table : {"providers", "models", "user_keys"}) {
+    CHECK_FALSE(tx.exec1(std::string("SELECT to_regclass('") + table + "')")[0].is_null());
+  }
+}
+
+TEST_CASE("Db::run resumes on the caller's executor and maps failures", "[db]") {
+  auto db = fresh_db();
+  auto body = [&]() -> awaitable<void> {
+    const auto io_thread = std::this_thread::get_id();
+
+    const auto ping = co_await db->ping();
+    CHECK(ping.has_value());
+    CHECK(std::this_thread::get_id() == io_thread);
+
+    std::thread::id ran_on;
+    auto where = [&ran_on](pqxx::connection&) -> core::Result<int> {
+      ran_on = std::this_thread::get_id();
+      return 42;
+    };
+    const auto answer = co_await db->run<int>(where);
+    REQUIRE(answer.has_value());
+    CHECK(*answer == 42);
+    CHECK(ran_on != io_thread);
+    CHECK(std::this_thread::get_id() == io_thread);
+
+    auto bad_sql = [](pqxx::connection& c) -> core::Result<int> {
+      pqxx::nontransaction tx(c);
+      tx.exec("SELEC 1");
+      return 0;
+    };
+    CHECK_CODE(db->run<int>(bad_sql), errc::internal);
+    CHECK(std::this_thread::get_id() == io_thread);
+
+    auto duplicate = [](pqxx::connection& c) -> core::Result<int> {
+      pqxx::work tx(c);
+      tx.exec("INSERT INTO user_keys (name, key_hash, key_prefix) VALUES ('a', repeat('d', 64), 'p')");
+      tx.exec("INSERT INTO user_keys (name, key_hash, key_prefix) VALUES ('b', repeat('d', 64), 'p')");
+      tx.commit();
+      return 0;
+    };
+    CHECK_CODE(db->run<int>(duplicate), errc::conflict);
+
+    auto dangling = [](pqxx::connection& c) -> core::Result<int> {
+      pqxx::nontransaction tx(c);
+      tx.exec("INSERT INTO models (name, provider_id) VALUES ('x', gen_random_uuid())");
+      return 0;
+    };
+    CHECK_CODE(db->run<int>(dangling), errc::invalid_request);
+
+    auto throws = [](pqxx::connection&) -> core::Result<int> { throw std::runtime_error("boom"); };
+    CHECK_CODE(db->run<int>(throws), errc::internal);
+
+    // The connections survived all of that.
+    CHECK_CODE(db->ping(), errc::ok);
+    CHECK_CODE(db->ping(), errc::ok);
+  };
+  test::run_async(body);
+}
+
+TEST_CASE("connect_timeout is added to the conninfo unless already there", "[db]") {
+  using storage::detail::with_connect_timeout;
+  CHECK(with_connect_timeout("postgresql://u@h/db", 3) == "postgresql://u@h/db?connect_timeout=3");
+  CHECK(with_connect_timeout("postgres://h/db?sslmode=disable", 2) ==
+        "postgres://h/db?sslmode=disable&connect_timeout=2");
+  CHECK(with_connect_timeout("host=h dbname=db", 3) == "host=h dbname=db connect_timeout=3");
+  CHECK(with_connect_timeout("", 3) == "connect_timeout=3");
+  CHECK(with_connect_timeout("host=h connect_timeout=9", 3) == "host=h connect_timeout=9");
+}
+
+TEST_CASE("repositories use named statements, prepared once per connection", "[db]") {
+  auto o = options();
+  o.threads = 1;
+  auto db = fresh_db(o);
+  storage::ProviderRepo providers(*db);
+  auto body = [&]() -> awaitable<void> {
+    for (int i = 0; i < 3; ++i) CHECK_CODE(providers.get(kMissingId), errc::not_found);
+    auto count = [](pqxx::connection& c) -> core::Result<int> {
+      pqxx::nontransaction tx(c);
+      return tx.exec1("SELECT count(*) FROM pg_prepared_statements WHERE name = 'provider_get'")[0]
+          .as<int>();
+    };
+    const auto prepared = co_await db->run<int>(count);
+    REQUIRE(prepared.has_value());
+    CHECK(*prepared == 1);
+  };
+  test::run_async(body);
+}
+
+TEST_CASE("statement_timeout is set on every pooled connection", "[db]") {
+  auto o = options();
+  o.threads = 1;
+  o.statement_timeout = 200ms;
+  auto db = fresh_db(o);
+  auto body = [&]() -> awaitable<void> {
+    auto slow = [](pqxx::connection& c) -> core::Status {
+      pqxx::nontransaction tx(c);
+      tx.exec("SELECT pg_sleep(2)");
+      return core::ok();
+    };
+    const auto started = std::chrono::steady_clock::now();
+    CHECK_CODE(db->run<core::Unit>(slow), errc::db_unavailable);
+    CHECK(std::chrono::steady_clock::now() - started < 1500ms);
+    CHECK_CODE(db->ping(), errc::ok);
+  };
+  test::run_async(body);
+}
+
+TEST_CASE("a full queue answers overloaded at once; a stopped Db answers shutting_down", "[db]") {
+  auto o = options();
+  o.threads = 1;
+  o.max_queue = 1;
+  auto db = fresh_db(o);
+  auto body = [&]() -> awaitable<void> {
+    auto executor = co_await boost::asio::this_coro::executor;
+    auto sleepy = [](pqxx::connection& c) -> core::Status {
+      pqxx::nontransaction tx(c);
+      tx.exec("SELECT pg_sleep(0.4)");
+      return core::ok();
+    };
+    std::vector<errc> codes;
+    auto one = [&]() -> awaitable<void> {
+      const auto status = co_await db->run<core::Unit>(sleepy);
+      codes.push_back(code_of(status));
+    };
+    boost::asio::co_spawn(executor, one(), boost::asio::detached);  // runs
+    co_await sleep_for(150ms);
+    boost::asio::co_spawn(executor, one(), boost::asio::detached);  // waits in the queue
+    boost::asio::co_spawn(executor, one(), boost::asio::detached);  // no room
+    while (codes.size() < 3) co_await sleep_for(20ms);
+    CHECK(codes == std::vector<errc>{errc::overloaded, errc::ok, errc::ok});
+  };
+  test::run_async(body);
+
+  db->stop();
+  db->stop();  // idempotent
+  auto after_stop = [&]() -> awaitable<void> {
+    CHECK_CODE(db->ping(), errc::shutting_down);
+  };
+  test::run_async(after_stop);
+}
+
+TEST_CASE("ProviderRepo: create, read, update, soft delete", "[providers]") {
+  auto db = fresh_db();
+  storage::ProviderRepo providers(*db);
+  auto body = [&]() -> awaitable<void> {
+    auto created = co_await providers.create(new_provider("openai"));
+    REQUIRE(created.has_value());
+    const core::Provider p = *created;
+    CHECK(p.id.size() == 36);
+    CHECK(p.name == "openai");
+    CHECK(p.kind == "openai");
+    CHECK(p.base_url == "https://api.example.com/v1");
+    CHECK(p.api_key_enc == "ENC");
+    CHECK(p.api_key_preview == "sk-p...wxyz");
+    CHECK(p.is_active);
+    CHECK(is_rfc3339_utc_us(p.created_at));
+    CHECK(is_rfc3339_utc_us(p.updated_at));
+
+    const auto dup = co_await providers.create(new_provider("openai"));
+    REQUIRE_FALSE(dup.has_value());
+    CHECK(dup.error().code == errc::conflict);
+    CHECK(dup.error().message == "a provider named 'openai' already exists");
+    CHECK(dup.error().param == "name");
+
+    auto keyless = co_await providers.create(new_provider("router", ""));
+    REQUIRE(keyless.has_value());
+    CHECK(keyless->api_key_enc.empty());
+    CHECK(keyless->api_key_preview.empty());
+
+    auto all = co_await providers.list();
+    REQUIRE(all.has_value());
+    REQUIRE(all->size() == 2);
+    CHECK((*all)[0].name == "openai");
+    CHECK((*all)[1].name == "router");
+
+    auto got = co_await providers.get(p.id);
+    REQUIRE(got.has_value());
+    CHECK(got->name == "openai");
+    CHECK(got->created_at == p.created_at);
+    CHECK_CODE(providers.get(kMissingId), errc::not_found);
+
+    core::ProviderPatch rename;
+    rename.name = "openai-eu";
+    auto renamed = co_await providers.update(p.id, rename);
+    REQUIRE(renamed.has_value());
+    CHECK(renamed->name == "openai-eu");
+    CHECK(renamed->kind == "openai");        // untouched
+    CHECK(renamed->api_key_enc == "ENC");    // untouched
+    CHECK(renamed->updated_at > p.updated_at);
+    CHECK(renamed->created_at == p.created_at);
+
+    core::ProviderPatch clash;
+    clash.name = "router";
+    const auto clashed = co_await providers.update(p.id, clash);
+    REQUIRE_FALSE(clashed.has_value());
+    CHECK(clashed.error().code == errc::conflict);
+    CHECK(clashed.error().message == "a provider named 'router' already exists");
+
+    core::ProviderPatch new_key;
+    new_key.api_key_enc = "ENC2";
+    new_key.api_key_preview = "sk-n...0000";
+    new_key.base_url = "https://eu.example.com/v1";
+    auto rekeyed = co_await providers.update(p.id, new_key);
+    REQUIRE(rekeyed.has_value());
+    CHECK(rekeyed->api_key_enc == "ENC2");
+    CHECK(rekeyed->api_key_preview == "sk-n...0000");
+    CHECK(rekeyed->base_url == "https://eu.example.com/v1");
+    CHECK(rekeyed->name == "openai-eu");
+    auto secret = co_await providers.secret(p.id);
+    REQUIRE(secret.has_value());
+    CHECK(*secret == "ENC2");
+    auto no_secret = co_await providers.secret(keyless->id);
+    REQUIRE(no_secret.has_value());
+    CHECK(no_secret->empty());
+
+    core::ProviderPatch off;
+    off.is_active = false;
+    auto disabled = co_await providers.update(p.id, off);
+    REQUIRE(disabled.has_value());
+    CHECK_FALSE(disabled->is_active);
+    CHECK_CODE(providers.secret(p.id), errc::not_found);
+
+    core::ProviderPatch drop_key;
+    drop_key.api_key_enc = "";
+    drop_key.api_key_preview = "";
+    drop_key.is_active = true;
+    auto keyless_again = co_await providers.update(p.id, drop_key);
+    REQUIRE(keyless_again.has_value());
+    CHECK(keyless_again->is_active);
+    CHECK(keyless_again->api_key_enc.empty());
+    CHECK(keyless_again->api_key_preview.empty());
+
+    CHECK_CODE(providers.update(kMissingId, off), errc::not_found);
+
+    auto removed = co_await providers.remove(p.id, false);
+    REQUIRE(removed.has_value());
+    CHECK(removed->empty());
+    // Deleted rows are invisible.
+    CHECK_CODE(providers.get(p.id), errc::not_found);
+    CHECK_CODE(providers.update(p.id, rename), errc::not_found);
+    CHECK_CODE(providers.remove(p.id, true), errc::not_found);
+    CHECK_CODE(providers.secret(p.id), errc::not_found);
+    auto remaining = co_await providers.list();
+    REQUIRE(remaining.has_value());
+    REQUIRE(remaining->size() == 1);
+    CHECK((*remaining)[0].name == "router");
+
+    // The name is free again once its holder is deleted.
+    auto reused = co_await providers.create(new_provider("openai-eu"));
+    REQUIRE(reused.has_value());
+    CHECK(reused->id != p.id);
+  };
+  test::run_async(body);
+}
+
+TEST_CASE("ModelRepo: create, read, update, soft delete", "[models]") {
+  auto db = fresh_db();
+  storage::ProviderRepo providers(*db);
+  storage::ModelRepo models(*db);
+  auto body = [&]() -> awaitable<void> {
+    auto a = co_await providers.create(new_provider("a"));
+    auto b = co_await providers.create(new_provider("b"));
+    auto gone = co_await providers.create(new_provider("gone"));
+    REQUIRE((a && b && gone));
+    REQUIRE_OK(providers.remove(gone->id, false));
+    const std::vector<std::string> bad_provider_ids{kMissingId, gone->id};
+
+    auto created = co_await models.create(new_model("gpt-4o", a->id));
+    REQUIRE(created.has_value());
+    const core::Model m = *created;
+    CHECK(m.name == "gpt-4o");
+    CHECK(m.provider_id == a->id);
+    CHECK_FALSE(m.provider_model_name.has_value());
+    CHECK(m.is_active);
+    CHECK(is_rfc3339_utc_us(m.created_at));
+
+    for (const auto& provider_id : bad_provider_ids) {
+      const auto bad = co_await models.create(new_model("other", provider_id));
+      REQUIRE_FALSE(bad.has_value());
+      CHECK(bad.error().code == errc::invalid_request);
+      CHECK(bad.error().message == "provider_id does not exist");
+      CHECK(bad.error().param == "provider_id");
+    }
+
+    const auto dup = co_await models.create(new_model("gpt-4o", b->id));
+    REQUIRE_FALSE(dup.has_value());
+    CHECK(dup.error().code == errc::conflict);
+    CHECK(dup.error().message == "a model named 'gpt-4o' already exists");
+    CHECK(dup.error().param == "name");
+
+    auto other = co_await models.create(new_model("mini", b->id, "gpt-4o-mini-2024"));
+    REQUIRE(other.has_value());
+    CHECK(other->provider_model_name == std::optional<std::string>("gpt-4o-mini-2024"));
+
+    auto all = co_await models.list();
+    REQUIRE(all.has_value());
+    REQUIRE(all->size() == 2);
+    CHECK((*all)[0].name == "gpt-4o");
+    CHECK((*all)[1].name == "mini");
+    auto got = co_await models.get(m.id);
+    REQUIRE(got.has_value());
+    CHECK(got->name == "gpt-4o");
+    CHECK_CODE(models.get(kMissingId), errc::not_found);
+
+    core::ModelPatch rename;
+    rename.name = "gpt-4o-eu";
+    rename.provider_model_name = std::optional<std::string>("gpt-4o-2024-08-06");
+    auto renamed = co_await models.update(m.id, rename);
+    REQUIRE(renamed.has_value());
+    CHECK(renamed->first.name == "gpt-4o-eu");
+    CHECK(renamed->first.provider_model_name == std::optional<std::string>("gpt-4o-2024-08-06"));
+    CHECK(renamed->first.provider_id == a->id);
+    CHECK(renamed->first.updated_at > m.updated_at);
+    CHECK(renamed->second == "gpt-4o");
+
+    core::ModelPatch move;
+    move.provider_id = b->id;
+    move.provider_model_name = std::optional<std::string>();  // back to "same as name"
+    move.is_active = false;
+    auto moved = co_await models.update(m.id, move);
+    REQUIRE(moved.has_value());
+    CHECK(moved->first.provider_id == b->id);
+    CHECK_FALSE(moved->first.provider_model_name.has_value());
+    CHECK_FALSE(moved->first.is_active);
+    CHECK(moved->first.name == "gpt-4o-eu");
+    CHECK(moved->second == "gpt-4o-eu");
+
+    for (const auto& provider_id : bad_provider_ids) {
+      core::ModelPatch bad;
+      bad.provider_id = provider_id;
+      const auto rejected = co_await models.update(m.id, bad);
+      REQUIRE_FALSE(rejected.has_value());
+      CHECK(rejected.error().code == errc::invalid_request);
+      CHECK(rejected.error().param == "provider_id");
+    }
+
+    core::ModelPatch clash;
+    clash.name = "mini";
+    const auto clashed = co_await models.update(m.id, clash);
+    REQUIRE_FALSE(clashed.has_value());
+    CHECK(clashed.error().code == errc::conflict);
+    CHECK(clashed.error().message == "a model named 'mini' already exists");
+    CHECK_CODE(models.update(kMissingId, clash), errc::not_found);
+
+    auto removed = co_await models.remove(m.id);
+    REQUIRE(removed.has_value());
+    CHECK(*removed == "gpt-4o-eu");
+    CHECK_CODE(models.get(m.id), errc::not_found);
+    CHECK_CODE(models.update(m.id, rename), errc::not_found);
+    CHECK_CODE(models.remove(m.id), errc::not_found);
+    auto remaining = co_await models.list();
+    REQUIRE(remaining.has_value());
+    REQUIRE(remaining->size() == 1);
+    CHECK((*remaining)[0].name == "mini");
+    auto reused = co_await models.create(new_model("gpt-4o-eu", a->id));
+    CHECK(reused.has_value());
+  };
+  test::run_async(body);
+}
+
+TEST_CASE("ProviderRepo::remove refuses while models use it, unless forced", "[providers]") {
+  auto db = fresh_db();
+  storage::ProviderRepo providers(*db);
+  storage::ModelRepo models(*db);
+  storage::RouteRepo routes(*db);
+  auto body = [&]() -> awaitable<void> {
+    auto p = co_await providers.create(new_provider("p"));
+    REQUIRE(p.has_value());
+    auto one = co_await models.create(new_model("one", p->id));
+    auto two = co_await models.create(new_model("two", p->id));
+    auto dead = co_await models.create(new_model("dead", p->id));
+    REQUIRE((one && two && dead));
+    REQUIRE_OK(models.remove(dead->id));  // deleted models do not count
+
+    const auto refused = co_await providers.remove(p->id, false);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().code == errc::conflict);
+    CHECK(refused.error().message == "provider is used by 2 model(s)");
+    CHECK_OK(providers.get(p->id));
+    auto still_routed = co_await routes.find("one");
+    REQUIRE(still_routed.has_value());
+    CHECK(still_routed->has_value());
+
+    auto forced = co_await providers.remove(p->id, true);
+    REQUIRE(forced.has_value());
+    CHECK(*forced == std::vector<std::string>{"one", "two"});
+    CHECK_CODE(providers.get(p->id), errc::not_found);
+    for (const auto& id : {one->id, two->id}) {
+      auto m = co_await models.get(id);
+      REQUIRE(m.has_value());
+      CHECK_FALSE(m->is_active);
+    }
+    auto unrouted = co_await routes.find("one");
+    REQUIRE(unrouted.has_value());
+    CHECK_FALSE(unrouted->has_value());
+
+    // Models cannot be pointed at, or re-created on, the deleted provider.
+    core::ModelPatch back;
+    back.provider_id = p->id;
+    CHECK_CODE(models.update(one->id, back), errc::invalid_request);
+    CHECK_CODE(models.create(new_model("three", p->id)), errc::invalid_request);
+  };
+  test::run_async(body);
+}
+
+TEST_CASE("KeyRepo: create, lookup, update, rotate, revoke", "[keys]") {
+  auto db = fresh_db();
+  storage::KeyRepo keys(*db);
+  const std::string hash1(64, 'a'), hash2(64, 'b'), hash3(64, 'c');
+  auto body = [&]() -> awaitable<void> {
+    auto created = co_await keys.create("ci", hash1, "sk-gw-aaaa");
+    REQUIRE(created.has_value());
+    const core::UserKey k = *created;
+    CHECK(k.name == "ci");
+    CHECK(k.key_prefix == "sk-gw-aaaa");
+    CHECK(k.is_active);
+    CHECK_FALSE(k.last_used_at.has_value());
+    CHECK(is_rfc3339_utc_us(k.created_at));
+
+    CHECK_CODE(keys.create("again", hash1, "sk-gw-aaaa"), errc::conflict);
+    auto other = co_await keys.create("other", hash3, "sk-gw-cccc");
+    REQUIRE(other.has_value());
+
+    auto found = co_await keys.find_active(hash1);
+    REQUIRE(found.has_value());
+    REQUIRE(found->has_value());
+    CHECK((*found)->id == k.id);
+    CHECK((*found)->name == "ci");
+    auto unknown = co_await keys.find_active(hash2);
+    REQUIRE(unknown.has_value());
+    CHECK_FALSE(unknown->has_value());
+
+    auto hashes = co_await keys.active_hashes();
+    REQUIRE(hashes.has_value());
+    std::sort(hashes->begin(), hashes->end());
+    CHECK(*hashes == std::vector<std::string>{hash1, hash3});
+
+    auto all = co_await keys.list();
+    REQUIRE(all.has_value());
+    REQUIRE(all->size() == 2);
+    CHECK((*all)[0].id == k.id);
+    auto got = co_await keys.get(k.id);
+    REQUIRE(got.has_value());
+    CHECK(got->name == "ci");
+    CHECK_CODE(keys.get(kMissingId), errc::not_found);
+
+    core::UserKeyPatch off;
+    off.name = "ci-paused";
+    off.is_active = false;
+    auto paused = co_await keys.update(k.id, off);
+    REQUIRE(paused.has_value());
+    CHECK(paused->first.name == "ci-paused");
+    CHECK_FALSE(paused->first.is_active);
+    CHECK(paused->second == hash1);
+    auto not_active = co_await keys.find_active(hash1);
+    REQUIRE(not_active.has_value());
+    CHECK_FALSE(not_active->has_value());
+
+    // Rotating keeps is_active as it is.
+    auto rotated = co_await keys.rotate(k.id, hash2, "sk-gw-bbbb");
+    REQUIRE(rotated.has_value());
+    CHECK(rotated->second == hash1);
+    CHECK(rotated->first.key_prefix == "sk-gw-bbbb");
+    CHECK_FALSE(rotated->first.is_active);
+    CHECK_CODE(keys.rotate(k.id, hash3, "sk-gw-cccc"), errc::conflict);
+    CHECK_CODE(keys.rotate(kMissingId, hash3, "x"), errc::not_found);
+
+    core::UserKeyPatch on;
+    on.is_active = true;
+    auto resumed = co_await keys.update(k.id, on);
+    REQUIRE(resumed.has_value());
+    CHECK(resumed->first.name == "ci-paused");
+    CHECK(resumed->second == hash2);
+    auto by_new = co_await keys.find_active(hash2);
+    REQUIRE(by_new.has_value());
+    CHECK(by_new->has_value());
+    auto by_old = co_await keys.find_active(hash1);
+    REQUIRE(by_old.has_value());
+    CHECK_FALSE(by_old->has_value());
+
+    CHECK_CODE(keys.touch_last_used(k.id), errc::ok);
+    auto touched = co_await keys.get(k.id);
+    REQUIRE(touched.has_value());
+    REQUIRE(touched->last_used_at.has_value());
+    CHECK(is_rfc3339_utc_us(*touched->last_used_at));
+
+    auto revoked = co_await keys.revoke(k.id);
+    REQUIRE(revoked.has_value());
+    CHECK(*revoked == hash2);
+    auto revoked_again = co_await keys.revoke(k.id);
+    REQUIRE(revoked_again.has_value());
+    CHECK(*revoked_again == hash2);
+    CHECK_CODE(keys.revoke(kMissingId), errc::not_found);
+
+    // A revoked key is gone for good.
+    CHECK_CODE(keys.get(k.id), errc::not_found);
+    CHECK_CODE(keys.update(k.id, on), errc::not_found);
+    CHECK_CODE(keys.rotate(k.id, std::string(64, 'e'), "x"), errc::not_found);
+    auto after = co_await keys.find_active(hash2);
+    REQUIRE(after.has_value());
+    CHECK_FALSE(after->has_value());
+    auto left = co_await keys.list();
+    REQUIRE(left.has_value());
+    REQUIRE(left->size() == 1);
+    CHECK((*left)[0].name == "other");
+    auto remaining = co_await keys.active_hashes();
+    REQUIRE(remaining.has_value());
+    CHECK(*remaining == std::vector<std::string>{hash3});
+  };
+  test::run_async(body);
+}
+
+TEST_CASE("RouteRepo: only active, live models on active, live providers route", "[routes]") {
+  auto db = fresh_db();
+  storage::ProviderRepo providers(*db);
+  storage::ModelRepo models(*db);
+  storage::RouteRepo routes(*db);
+  auto body = [&]() -> awaitable<void> {
+    auto p = co_await providers.create(new_provider("p"));
+    REQUIRE(p.has_value());
+    auto plain = co_await models.create(new_model("plain", p->id));
+    auto aliased = co_await models.create(new_model("aliased", p->id, "upstream-name"));
+    REQUIRE((plain && aliased));
+
+    auto found = co_await routes.find("plain");
+    REQUIRE(found.has_value());
+    REQUIRE(found->has_value());
+    const core::Route r = **found;
+    CHECK(r.model_id == plain->id);
+    CHECK(r.model_name == "plain");
+    CHECK(r.provider_id == p->id);
+    CHECK(r.provider_kind == "openai");
+    CHECK(r.base_url == "https://api.example.com/v1");
+    CHECK(r.upstream_model == "plain");
+
+    auto alias = co_await routes.find("aliased");
+    REQUIRE(alias.has_value());
+    REQUIRE(alias->has_value());
+    CHECK((*alias)->upstream_model == "upstream-name");
+
+    auto none = co_await routes.find("nope");
+    REQUIRE(none.has_value());
+    CHECK_FALSE(none->has_value());
+
+    auto all = co_await routes.all();
+    REQUIRE(all.has_value());
+    REQUIRE(all->size() == 2);
+    CHECK((*all)[0].model_name == "aliased");
+    CHECK((*all)[1].model_name == "plain");
+
+    core::ModelPatch model_off;
+    model_off.is_active = false;
+    REQUIRE_OK(models.update(plain->id, model_off));
+    auto inactive_model = co_await routes.find("plain");
+    REQUIRE(inactive_model.has_value());
+    CHECK_FALSE(inactive_model->has_value());
+    auto fewer = co_await routes.all();
+    REQUIRE(fewer.has_value());
+    CHECK(fewer->size() == 1);
+
+    core::ProviderPatch provider_off;
+    provider_off.is_active = false;
+    REQUIRE_OK(providers.update(p->id, provider_off));
+    auto inactive_provider = co_await routes.find("aliased");
+    REQUIRE(inactive_provider.has_value());
+    CHECK_FALSE(inactive_provider->has_value());
+    auto empty = co_await routes.all();
+    REQUIRE(empty.has_value());
+    CHECK(empty->empty());
+
+    core::ProviderPatch provider_on;
+    provider_on.is_active = true;
+    REQUIRE_OK(providers.update(p->id, provider_on));
+    auto back = co_await routes.find("aliased");
+    REQUIRE(back.has_value());
+    CHECK(back->has_value());
+
+    REQUIRE_OK(models.remove(aliased->id));
+    auto deleted = co_await routes.find("aliased");
+    REQUIRE(deleted.has_value());
+    CHECK_FALSE(deleted->has_value());
+  };
+  test::run_async(body);
+}
+
+// Declared last: it stops and restarts the server.
+TEST_CASE("database down -> db_unavailable, and the pool reconnects afterwards", "[db][outage]") {
+  auto o = options();
+  o.threads = 1;  // one connection, so every call below exercises the same slot
+  auto db = fresh_db(o);
+  storage::RouteRepo routes(*db);
+  auto body = [&]() -> awaitable<void> {
+    CHECK_CODE(db->ping(), errc::ok);  // connection established
+
+    test::postgres().stop();
+    CHECK_CODE(db->ping(), errc::db_unavailable);  // the open session broke
+    CHECK_CODE(db->ping(), errc::db_unavailable);  // reconnecting fails
+    CHECK_CODE(routes.find("anything"), errc::db_unavailable);
+
+    test::postgres().start();
+    CHECK_CODE(db->ping(), errc::ok);
+    auto none = co_await routes.find("anything");
+    REQUIRE(none.has_value());
+    CHECK_FALSE(none->has_value());
+  };
+  test::run_async(body);
+}
