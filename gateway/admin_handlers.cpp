@@ -144,7 +144,9 @@ net::awaitable<Response> admin_delete_provider(App& app, Exchange& ex) {
 
 net::awaitable<Response> admin_create_model(App& app, Exchange& ex) {
   TRY_OR_RESPOND(in, core::parse_model_create(ex.req.body()));
-  auto created = co_await app.models.create({in->name, in->provider_id, in->provider_model_name});
+  // Named first: GCC 12 frees a braced temporary inside a co_await expression twice.
+  core::NewModel model{std::move(in->name), std::move(in->provider_id), std::move(in->provider_model_name)};
+  auto created = co_await app.models.create(std::move(model));
   if (created) co_await app.refresh_routes();
   co_return reply(ex, created, http::status::created, [](auto& v) { return core::to_json(v); });
 }

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Every admin call, as curl. Runs top to bottom against a live gateway:
+#   GATEWAY=http://127.0.0.1:8080 ADMIN_KEY=... deploy/admin-examples.sh
+set -euo pipefail
+GW=${GATEWAY:-http://127.0.0.1:8080}
+AUTH="Authorization: Bearer ${ADMIN_KEY:?set ADMIN_KEY}"
+J="Content-Type: application/json"
+show() { echo "+ $*" >&2; "$@"; echo; }
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+
+# Providers: kind is openai | openrouter | dashscope | ark; base_url defaults per kind.
+P=$(curl -s -X POST "$GW/admin/providers" -H "$AUTH" -H "$J" \
+      -d '{"name":"openai-main","kind":"openai","api_key":"sk-proj-REPLACE-ME-0000"}')
+echo "$P"; PID=$(echo "$P" | field id)
+show curl -s "$GW/admin/providers" -H "$AUTH"
+show curl -s "$GW/admin/providers/$PID" -H "$AUTH"
+show curl -s -X PUT "$GW/admin/providers/$PID" -H "$AUTH" -H "$J" -d '{"base_url":"https://api.openai.com/v1","is_active":true}'
+
+# Models: public name -> provider + upstream model name (null: the same name).
+M=$(curl -s -X POST "$GW/admin/models" -H "$AUTH" -H "$J" \
+      -d "{\"name\":\"gpt-4o\",\"provider_id\":\"$PID\",\"provider_model_name\":\"gpt-4o-2024-08-06\"}")
+echo "$M"; MID=$(echo "$M" | field id)
+show curl -s "$GW/admin/models" -H "$AUTH"
+show curl -s "$GW/admin/models/$MID" -H "$AUTH"
+show curl -s -X PUT "$GW/admin/models/$MID" -H "$AUTH" -H "$J" -d '{"provider_model_name":null}'
+
+# User keys: the plaintext key is in the response of create and rotate only.
+K=$(curl -s -X POST "$GW/admin/keys" -H "$AUTH" -H "$J" -d '{"name":"team-a"}')
+echo "$K"; KID=$(echo "$K" | field id)
+show curl -s "$GW/admin/keys" -H "$AUTH"
+show curl -s "$GW/admin/keys/$KID" -H "$AUTH"
+show curl -s -X PUT "$GW/admin/keys/$KID" -H "$AUTH" -H "$J" -d '{"name":"team-a-prod"}'
+show curl -s -X POST "$GW/admin/keys/$KID/rotate" -H "$AUTH"
+
+# Clients use the key like an OpenAI key:
+#   curl $GW/v1/chat/completions -H "Authorization: Bearer sk-..." -H "$J" \
+#        -d '{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"stream":true}'
+
+# Clean up: revoke the key, delete the model, then the provider (?force=true would also
+# deactivate models still using it).
+show curl -s -o /dev/null -w '%{http_code}\n' -X DELETE "$GW/admin/keys/$KID" -H "$AUTH"
+show curl -s -o /dev/null -w '%{http_code}\n' -X DELETE "$GW/admin/models/$MID" -H "$AUTH"
+show curl -s -o /dev/null -w '%{http_code}\n' -X DELETE "$GW/admin/providers/$PID?force=true" -H "$AUTH"
