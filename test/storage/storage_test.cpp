@@ -247,7 +247,9 @@ TEST_CASE("a full queue answers overloaded at once; a stopped Db answers shuttin
   auto db = fresh_db(o);
   auto body = [&]() -> awaitable<void> {
     auto executor = co_await boost::asio::this_coro::executor;
-    auto sleepy = [](pqxx::connection& c) -> core::Status {
+    std::atomic<int> started{0};
+    auto sleepy = [&started](pqxx::connection& c) -> core::Status {
+      ++started;
       pqxx::nontransaction tx(c);
       tx.exec("SELECT pg_sleep(0.4)");
       return core::ok();
@@ -258,7 +260,7 @@ TEST_CASE("a full queue answers overloaded at once; a stopped Db answers shuttin
       codes.push_back(code_of(status));
     };
     boost::asio::co_spawn(executor, one(), boost::asio::detached);  // runs
-    co_await sleep_for(150ms);
+    while (started == 0) co_await sleep_for(10ms);  // the only thread is now busy
     boost::asio::co_spawn(executor, one(), boost::asio::detached);  // waits in the queue
     boost::asio::co_spawn(executor, one(), boost::asio::detached);  // no room
     while (codes.size() < 3) co_await sleep_for(20ms);

@@ -147,13 +147,19 @@ void TempPostgres::spawn_guardian() {
     while (::read(fds[0], &byte, 1) != 0) {
       // EOF only when every write end is closed: the test process finished or died.
     }
-    const fs::path log = dir_ / "guardian.log";
-    if (fs::exists(data_ / "postmaster.pid")) {
-      run_command(as_postgres({tool("pg_ctl"), "-D", data_.string(), "-m", "immediate", "-w", "stop"}),
-                  log);
+    // The test may have died while initdb / pg_ctl were still running and writing into the dir:
+    // keep stopping and deleting for a few seconds until nothing comes back.
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      if (fs::exists(data_ / "postmaster.pid")) {
+        run_command(
+            as_postgres({tool("pg_ctl"), "-D", data_.string(), "-m", "immediate", "-w", "stop"}),
+            "/dev/null");
+      }
+      std::error_code ec;
+      fs::remove_all(dir_, ec);
+      ::usleep(500 * 1000);
+      if (!fs::exists(dir_)) break;
     }
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
     ::_exit(0);
   }
   ::close(fds[0]);
