@@ -1,5 +1,7 @@
 #include "storage/pooled_connection.hpp"
 
+#include "core/log.hpp"
+
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <pqxx/except>
@@ -40,14 +42,11 @@ std::string with_connect_timeout(const std::string& url, int seconds) {
 
 void log_db_event(const char* level, const char* msg, std::string_view detail) noexcept {
   try {
-    boost::json::object line;
-    line["level"] = level;
-    line["msg"] = msg;
-    line["detail"] = detail;
-    std::string text = boost::json::serialize(line);
-    text.push_back('\n');
-    // One write per line so concurrent pool threads do not interleave.
-    std::fwrite(text.data(), 1, text.size(), stderr);
+    const std::string_view l(level);
+    const core::LogLevel lvl = l == "error" ? core::LogLevel::error
+                               : l == "warn" ? core::LogLevel::warn
+                                             : core::LogLevel::info;
+    core::log::write(lvl, msg, {{"detail", detail}});
   } catch (...) {
     // Logging must never turn a handled DB error into a crash.
   }
