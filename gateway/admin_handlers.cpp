@@ -53,6 +53,7 @@ void note_cache_failure(const core::Status& s, std::string_view what) {
 }
 
 net::awaitable<void> key_changed(App& app, std::string hash, bool active) {
+  app.local.invalidate("key:" + hash);  // this replica at once, even when Redis is down
   if (active)
     note_cache_failure(co_await app.stores.add_key(hash), "add_key");
   else

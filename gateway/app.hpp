@@ -18,13 +18,6 @@ namespace gw {
 
 class UpstreamPool;
 
-// Sessions register here so a shutdown can close idle keep-alive connections at once and wait
-// for busy ones.
-struct SessionEntry {
-  beast::tcp_stream* stream = nullptr;
-  bool idle = true;
-};
-
 struct App {
   App(const core::Config& c, net::io_context& io, storage::Db& d, std::shared_ptr<cache::RedisClient> r,
       UpstreamPool& pool)

@@ -34,10 +34,21 @@ Clock::duration to_steady(std::chrono::duration<Rep, Period> d) {
   return std::chrono::duration_cast<Clock::duration>(d);
 }
 
+struct UpstreamConn;
+
+// Sessions register in App::sessions so a shutdown can close idle keep-alive connections at once,
+// wait for busy ones, and after the grace period cut both sides of whatever is still streaming.
+struct SessionEntry {
+  beast::tcp_stream* stream = nullptr;
+  bool idle = true;
+  UpstreamConn* upstream = nullptr;  // while relaying
+};
+
 // One request/response exchange within a client connection.
 struct Exchange {
   Request& req;
   beast::tcp_stream& client;
+  SessionEntry& session;
   core::PathParams params;
   std::string request_id;
   bool client_sent_request_id = false;

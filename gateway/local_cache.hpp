@@ -46,6 +46,9 @@ class TtlMap {
 struct LocalCaches {
   // model name -> route (nullopt = known not to exist, cached briefly against floods)
   TtlMap<std::optional<core::Route>> routes{10000, std::chrono::seconds(10)};
+  // key hash -> valid. Saves the Redis round trip on the hot path. The TTL bounds how long a
+  // revocation can take on a replica that missed the invalidation message (the promise is 1 s).
+  TtlMap<bool> good_keys{10000, std::chrono::milliseconds(900)};
   // key hash -> invalid; keeps floods of bad keys away from PostgreSQL
   TtlMap<bool> bad_keys{10000, std::chrono::seconds(1)};
   // provider id -> decrypted API key; process memory only, never Redis or logs
@@ -54,7 +57,9 @@ struct LocalCaches {
   // Message format: see cache/stores.hpp.
   void invalidate(std::string_view message) {
     if (message.rfind("key:", 0) == 0) {
-      bad_keys.erase(std::string(message.substr(4)));
+      const std::string hash(message.substr(4));
+      good_keys.erase(hash);
+      bad_keys.erase(hash);
     } else if (message.rfind("provider:", 0) == 0) {
       secrets.erase(std::string(message.substr(9)));
       routes.clear();
@@ -64,6 +69,7 @@ struct LocalCaches {
   }
   void clear() {
     routes.clear();
+    good_keys.clear();
     bad_keys.clear();
     secrets.clear();
   }

@@ -57,7 +57,15 @@ net::awaitable<void> shutdown(App& app, tcp::acceptor& acceptor, std::function<v
     tick.expires_after(std::chrono::milliseconds(20));
     co_await tick.async_wait(use_tuple);
   }
-  if (!app.sessions.empty()) log::warn("grace period over, closing busy connections", {{"open", app.sessions.size()}});
+  if (!app.sessions.empty()) {
+    log::warn("grace period over, closing busy connections", {{"open", app.sessions.size()}});
+    force_close(app);
+    // Their coroutines unwind at once; they must be gone before App is destroyed.
+    for (int i = 0; i < 100 && !app.sessions.empty(); ++i) {
+      tick.expires_after(std::chrono::milliseconds(10));
+      co_await tick.async_wait(use_tuple);
+    }
+  }
   stop_background();
   app.ioc.stop();
 }

@@ -18,14 +18,19 @@ namespace {
 
 using core::errc;
 
-// SISMEMBER in Redis; on a miss or when Redis is down, PostgreSQL decides (and repairs Redis).
-// Known-bad hashes are remembered briefly so a flood of wrong keys never reaches PostgreSQL.
+// A key seen valid within the last second passes without I/O; otherwise SISMEMBER in Redis; on a
+// miss or when Redis is down, PostgreSQL decides (and repairs Redis). Known-bad hashes are
+// remembered briefly so a flood of wrong keys never reaches PostgreSQL.
 net::awaitable<core::Status> authenticate(App& app, const Request& req) {
   const auto token = core::bearer_token(req[http::field::authorization]);
   if (token.empty()) co_return core::Error{errc::missing_api_key};
   std::string hash = core::sha256_hex(token);
+  if (app.local.good_keys.find(hash)) co_return core::ok();
   auto cached = co_await app.stores.key_active(hash);
-  if (cached && *cached) co_return core::ok();
+  if (cached && *cached) {
+    app.local.good_keys.put(std::move(hash), true);
+    co_return core::ok();
+  }
   if (app.local.bad_keys.find(hash)) co_return core::Error{errc::invalid_api_key};
   auto found = co_await app.keys.find_active(hash);
   if (!found) co_return found.error();
@@ -33,6 +38,7 @@ net::awaitable<core::Status> authenticate(App& app, const Request& req) {
     app.local.bad_keys.put(std::move(hash), true);
     co_return core::Error{errc::invalid_api_key};
   }
+  app.local.good_keys.put(hash, true);
   if (cached) (void)co_await app.stores.add_key(std::move(hash));  // Redis answered but had lost it
   co_return core::ok();
 }
@@ -106,8 +112,10 @@ net::awaitable<Response> forward(App& app, Exchange& ex, const core::UpstreamTar
     auto conn = co_await app.upstream.acquire(target, attempt == 0);
     if (!conn) co_return error_response(ex.req, conn.error());
     RelayRequest rq{ex.client, up, ex.request_id, ex.client_sent_request_id,
-                    ex.keep_alive && !app.draining, app.cfg};
+                    ex.keep_alive && !app.draining, ex.req.version() == 10 ? 10u : 11u, app.cfg};
+    ex.session.upstream = conn->get();
     const RelayResult r = co_await relay(**conn, rq);
+    ex.session.upstream = nullptr;
     if (r.complete && r.upstream_reusable) app.upstream.release(target, std::move(*conn));
     if (!r.responded && !r.client_gone) {
       if (r.retry_on_fresh && attempt == 0) continue;
@@ -149,8 +157,10 @@ net::awaitable<Response> v1_proxy(App& app, Exchange& ex) {
 
 net::awaitable<Response> v1_list_models(App& app, Exchange& ex) {
   if (auto auth = co_await authenticate(app, ex.req); !auth) co_return error_response(ex.req, auth.error());
+  // An empty hash may be a Redis that lost its data: then PostgreSQL answers (cheap, and right
+  // when there really are no models).
   auto routes = co_await app.stores.all_routes();
-  if (!routes) routes = co_await app.routes.all();
+  if (!routes || routes->empty()) routes = co_await app.routes.all();
   if (!routes) co_return error_response(ex.req, routes.error());
   boost::json::array data;
   for (const auto& r : *routes) data.emplace_back(model_object(r));

@@ -63,7 +63,9 @@ net::awaitable<RelayResult> relay_on(Stream& up, bool reused, RelayRequest& rq) 
 
   // 2. Response header to the client: status and the allowed headers, framing chosen here.
   const auto& uh = parser.get();
-  http::response<http::empty_body> head{uh.result(), 11};
+  const bool http10 = rq.client_version == 10;
+  if (http10) rq.client_keep_alive = false;
+  http::response<http::empty_body> head{uh.result(), rq.client_version};
   for (const auto& f : uh)
     if (core::forward_to_client(f.name_string())) head.insert(f.name_string(), f.value());
   if (!rq.client_sent_request_id) {
@@ -83,10 +85,10 @@ net::awaitable<RelayResult> relay_on(Stream& up, bool reused, RelayRequest& rq) 
     head.content_length(0);
   } else if (parser.content_length()) {
     head.content_length(*parser.content_length());  // non-stream: same framing as upstream
-  } else {
+  } else if (!http10) {
     head.chunked(true);
     chunked = true;
-  }
+  }  // else: HTTP/1.0, the body ends when the connection closes
   head.keep_alive(rq.client_keep_alive);
   http::response_serializer<http::empty_body> sr{head};
   rq.client.expires_after(to_steady(rq.cfg.upstream_idle_timeout));
@@ -136,13 +138,14 @@ net::awaitable<RelayResult> relay_on(Stream& up, bool reused, RelayRequest& rq) 
 
 // Completes when the client closes its side; then closes the upstream connection so the provider
 // sees the cancellation at once. Data from a pipelining client is left for the session to read.
-net::awaitable<void> watch_client(beast::tcp_stream& client, UpstreamConn& up) {
+net::awaitable<void> watch_client(RelayRequest& rq, UpstreamConn& up) {
+  auto& client = rq.client;
   auto [ec] = co_await client.socket().async_wait(tcp::socket::wait_read, use_tuple);
-  if (ec) co_return;  // the relay finished and woke us
+  if (rq.relay_done) co_return;  // the relay finished and woke us
   char probe;
   beast::error_code pec;
-  const auto n = client.socket().receive(net::buffer(&probe, 1), tcp::socket::message_peek, pec);
-  if (pec || n == 0) {
+  const auto n = ec ? 0 : client.socket().receive(net::buffer(&probe, 1), tcp::socket::message_peek, pec);
+  if (ec || pec || n == 0) {  // closed, reset, or our socket was closed by a forced shutdown
     beast::error_code ignored;
     up.socket().shutdown(tcp::socket::shutdown_both, ignored);
     up.socket().close(ignored);
@@ -156,6 +159,7 @@ net::awaitable<void> watch_client(beast::tcp_stream& client, UpstreamConn& up) {
 template <class Stream>
 net::awaitable<RelayResult> relay_then_wake(Stream& up, bool reused, RelayRequest& rq) {
   RelayResult r = co_await relay_on(up, reused, rq);
+  rq.relay_done = true;
   beast::error_code ec;
   rq.client.socket().cancel(ec);  // ends watch_client's wait
   co_return r;
@@ -167,7 +171,7 @@ net::awaitable<RelayResult> relay(UpstreamConn& upstream, RelayRequest& rq) {
   using namespace net::experimental::awaitable_operators;
   auto run = [&](auto& stream) { return relay_then_wake(stream, upstream.reused, rq); };
   auto relaying = std::visit(run, upstream.stream);
-  auto outcome = co_await (std::move(relaying) || watch_client(rq.client, upstream));
+  auto outcome = co_await (std::move(relaying) || watch_client(rq, upstream));
   if (outcome.index() == 0) co_return std::get<0>(std::move(outcome));
   RelayResult gone;
   gone.client_gone = true;

@@ -14,7 +14,9 @@ struct RelayRequest {
   std::string& request_id;  // may adopt the upstream's id when the client sent none
   bool client_sent_request_id;
   bool client_keep_alive;
+  unsigned client_version;  // 10 or 11: HTTP/1.0 clients get a close-delimited body, never chunks
   const core::Config& cfg;
+  bool relay_done = false;  // set before the relay wakes the client watcher
 };
 
 struct RelayResult {

@@ -4,6 +4,7 @@
 #include "core/log.hpp"
 #include "gateway/responses.hpp"
 #include "gateway/router.hpp"
+#include "gateway/upstream_pool.hpp"
 
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -58,7 +59,7 @@ void log_request(const Exchange& ex, Clock::time_point start, std::string_view r
 }
 
 // Answers a request that never reached a handler (malformed, too large) and closes.
-net::awaitable<void> reject(App& app, beast::tcp_stream& stream, const core::Error& err, bool linger) {
+net::awaitable<void> reject(App& app, beast::tcp_stream& stream, core::Error err, bool linger) {
   Request dummy{http::verb::unknown, "/", 11};
   Response res = error_response(dummy, err);
   res.keep_alive(false);
@@ -97,19 +98,23 @@ net::awaitable<void> session(App& app, tcp::socket socket) {
     const auto start = Clock::now();
     first = false;
     if (hec == http::error::header_limit) {
-      co_await reject(app, stream, {errc::header_too_large}, false);
+      core::Error err{errc::header_too_large};
+      co_await reject(app, stream, std::move(err), false);
       break;
     }
     if (hec == http::error::body_limit) {
-      co_await reject(app, stream, {errc::body_too_large}, true);
+      core::Error err{errc::body_too_large};
+      co_await reject(app, stream, std::move(err), true);
       break;
     }
     if (hec) {
       // Timeouts, resets and clean closes end the connection quietly; garbage gets a 400.
       if (hec != http::error::end_of_stream && hec != beast::error::timeout && hec != net::error::eof &&
           hec != net::error::operation_aborted && hec != net::error::connection_reset &&
-          hec != net::error::bad_descriptor)
-        co_await reject(app, stream, {errc::invalid_request, "Malformed HTTP request."}, false);
+          hec != net::error::bad_descriptor) {
+        core::Error err{errc::invalid_request, "Malformed HTTP request."};
+        co_await reject(app, stream, std::move(err), false);
+      }
       break;
     }
 
@@ -122,11 +127,13 @@ net::awaitable<void> session(App& app, tcp::socket socket) {
       stream.expires_after(to_steady(app.cfg.body_timeout));
       auto [bec, bn] = co_await http::async_read(stream, buffer, parser, use_tuple);
       if (bec == http::error::body_limit) {
-        co_await reject(app, stream, {errc::body_too_large}, true);
+        core::Error err{errc::body_too_large};
+        co_await reject(app, stream, std::move(err), true);
         break;
       }
       if (bec == beast::error::timeout) {
-        co_await reject(app, stream, {errc::request_timeout}, false);
+        core::Error err{errc::request_timeout};
+        co_await reject(app, stream, std::move(err), false);
         break;
       }
       if (bec) break;
@@ -134,7 +141,7 @@ net::awaitable<void> session(App& app, tcp::socket socket) {
     stream.expires_never();
 
     Request req = parser.release();
-    Exchange ex{req, stream};
+    Exchange ex{req, stream, entry};
     const auto client_id = req["X-Request-Id"];
     ex.client_sent_request_id = usable_request_id(client_id);
     ex.request_id = ex.client_sent_request_id ? std::string(client_id) : core::generate_uuid_v4();
@@ -171,6 +178,14 @@ net::awaitable<void> accept_loop(App& app, tcp::acceptor& acceptor) {
       continue;
     }
     net::co_spawn(acceptor.get_executor(), session(app, std::move(socket)), net::detached);
+  }
+}
+
+void force_close(App& app) {
+  for (SessionEntry* s : app.sessions) {
+    beast::error_code ec;
+    s->stream->socket().close(ec);
+    if (s->upstream) s->upstream->socket().close(ec);
   }
 }
 

@@ -11,4 +11,7 @@ net::awaitable<void> accept_loop(App& app, tcp::acceptor& acceptor);
 // their current response.
 void begin_drain(App& app);
 
+// Shutdown, step 2 (grace period over): cut every remaining client and upstream connection.
+void force_close(App& app);
+
 }  // namespace gw
