@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs, builds and runs every test: unit, cache and storage integration, end-to-end (real
-# PostgreSQL, Redis, nginx, mock upstream), then the unit tests again under ASan+UBSan.
+# PostgreSQL, Redis, nginx, mock upstream), then everything again with an ASan+UBSan build (the
+# gateway's coroutines included: GCC 12 lifetime bugs show up there, not in unit tests).
 # Exits non-zero on any failure. Set LLMGW_SKIP_SANITIZE=1 to skip the sanitizer stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,9 +24,11 @@ stage "tests (unit, integration, e2e)"
 (cd build && ctest --output-on-failure -j"$(nproc)" --timeout 600)
 
 if [ -z "${LLMGW_SKIP_SANITIZE:-}" ]; then
-  stage "unit tests under ASan+UBSan"
-  bash scripts/build.sh build-asan -DLLMGW_SANITIZE=ON -DLLMGW_UNIT_ONLY=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
-  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure)
+  stage "build (ASan+UBSan)"
+  bash scripts/build.sh build-asan -DLLMGW_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+  stage "all tests under ASan+UBSan"
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$PWD/../test/lsan.supp \
+     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j"$(nproc)" --timeout 600)
 fi
 stage ""
 echo "==> all tests passed"
