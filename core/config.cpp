@@ -130,7 +130,6 @@ std::variant<Config, ConfigErrors> parse_config(const EnvLookup& env) {
     else if (s == "error") c.log_level = LogLevel::error;
     else p.fail(fmt::format("LOG_LEVEL: expected debug|info|warn|error, got '{}'", s));
   }
-  p.integer("THREADS", c.threads, 1, 256);
   p.integer("MAX_BODY_BYTES", c.max_body_bytes, 1024, 1LL << 32);
   p.integer("MAX_HEADER_BYTES", c.max_header_bytes, 1024, 1 << 20);
   p.seconds("HEADER_TIMEOUT", c.header_timeout);
@@ -165,7 +164,6 @@ All settings come from environment variables (durations in seconds, fractions al
   ENCRYPTION_KEY               32 bytes as hex or base64; encrypts     (required)
                                provider API keys (AES-256-GCM)
   LOG_LEVEL                    debug|info|warn|error                   (info)
-  THREADS                      io_context threads                      (1)
   MAX_BODY_BYTES               request body limit -> 413               (10485760)
   MAX_HEADER_BYTES             request header limit -> 431             (65536)
   HEADER_TIMEOUT               time to receive request headers         (10)

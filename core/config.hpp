@@ -34,7 +34,6 @@ struct Config {
   std::string admin_key;
   std::string encryption_key;  // 32 raw bytes, decoded from base64 or hex
   LogLevel log_level = LogLevel::info;
-  int threads = 1;
 
   // Client side
   std::size_t max_body_bytes = 10 * 1024 * 1024;

@@ -51,6 +51,8 @@ struct LocalCaches {
   TtlMap<bool> good_keys{10000, std::chrono::milliseconds(900)};
   // key hash -> invalid; keeps floods of bad keys away from PostgreSQL
   TtlMap<bool> bad_keys{10000, std::chrono::seconds(1)};
+  // key hash -> last_used_at was written recently: at most one write per key per minute per replica
+  TtlMap<bool> touched_keys{10000, std::chrono::seconds(60)};
   // provider id -> decrypted API key; process memory only, never Redis or logs
   TtlMap<std::string> secrets{1000, std::chrono::minutes(10)};
 

@@ -21,13 +21,24 @@ using core::errc;
 // A key seen valid within the last second passes without I/O; otherwise SISMEMBER in Redis; on a
 // miss or when Redis is down, PostgreSQL decides (and repairs Redis). Known-bad hashes are
 // remembered briefly so a flood of wrong keys never reaches PostgreSQL.
+// Records last_used_at in the background, at most once a minute per key: never on the request's path.
+void note_key_use(App& app, const std::string& hash) {
+  if (app.local.touched_keys.find(hash)) return;
+  app.local.touched_keys.put(hash, true);
+  net::co_spawn(app.ioc, app.keys.touch_last_used(hash), net::detached);
+}
+
 net::awaitable<core::Status> authenticate(App& app, const Request& req) {
   const auto token = core::bearer_token(req[http::field::authorization]);
   if (token.empty()) co_return core::Error{errc::missing_api_key};
   std::string hash = core::sha256_hex(token);
-  if (app.local.good_keys.find(hash)) co_return core::ok();
+  if (app.local.good_keys.find(hash)) {
+    note_key_use(app, hash);
+    co_return core::ok();
+  }
   auto cached = co_await app.stores.key_active(hash);
   if (cached && *cached) {
+    note_key_use(app, hash);
     app.local.good_keys.put(std::move(hash), true);
     co_return core::ok();
   }
@@ -38,6 +49,7 @@ net::awaitable<core::Status> authenticate(App& app, const Request& req) {
     app.local.bad_keys.put(std::move(hash), true);
     co_return core::Error{errc::invalid_api_key};
   }
+  note_key_use(app, hash);
   app.local.good_keys.put(hash, true);
   if (cached) (void)co_await app.stores.add_key(std::move(hash));  // Redis answered but had lost it
   co_return core::ok();

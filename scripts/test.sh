@@ -9,9 +9,9 @@ cd "$(dirname "$0")/.."
 stage_start=$SECONDS
 stage() {
   local now=$SECONDS
-  [ -n "${stage_name:-}" ] && echo "==> stage '$stage_name' took $((now - stage_start)) s"
+  if [ -n "${stage_name:-}" ]; then echo "==> stage '$stage_name' took $((now - stage_start)) s"; fi
   stage_name=$1; stage_start=$now
-  [ -n "$1" ] && echo "==> $1"
+  if [ -n "$1" ]; then echo "==> $1"; fi
 }
 
 stage "install"

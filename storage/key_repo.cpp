@@ -65,8 +65,9 @@ constexpr Statement kActiveHashes{
     "key_active_hashes",
     "SELECT key_hash FROM user_keys WHERE is_active AND revoked_at IS NULL"};
 
+// By hash: the hot path knows a key only by its hash (the Redis set holds nothing else).
 constexpr Statement kTouch{
-    "key_touch", "UPDATE user_keys SET last_used_at = now() WHERE id = $1"};
+    "key_touch", "UPDATE user_keys SET last_used_at = now() WHERE key_hash = $1"};
 
 #undef KEY_COLUMNS
 
@@ -176,10 +177,10 @@ boost::asio::awaitable<Result<std::vector<std::string>>> KeyRepo::active_hashes(
   co_return co_await db_.run<std::vector<std::string>>(std::move(select));
 }
 
-boost::asio::awaitable<core::Status> KeyRepo::touch_last_used(std::string id) {
-  auto touch = [id = std::move(id)](pqxx::connection& c) -> core::Status {
+boost::asio::awaitable<core::Status> KeyRepo::touch_last_used(std::string key_hash) {
+  auto touch = [key_hash = std::move(key_hash)](pqxx::connection& c) -> core::Status {
     pqxx::nontransaction tx(c);
-    exec(tx, kTouch, id);
+    exec(tx, kTouch, key_hash);
     return core::ok();
   };
   co_return co_await db_.run<core::Unit>(std::move(touch));

@@ -40,7 +40,7 @@ class KeyRepo {
   boost::asio::awaitable<core::Result<std::vector<std::string>>> active_hashes();
   // last_used_at = now(). Best effort: a key revoked meanwhile is not an error. One write per call,
   // so the caller should rate-limit it per key.
-  boost::asio::awaitable<core::Status> touch_last_used(std::string id);
+  boost::asio::awaitable<core::Status> touch_last_used(std::string key_hash);
 
  private:
   Db& db_;

@@ -615,7 +615,7 @@ TEST_CASE("KeyRepo: create, lookup, update, rotate, revoke", "[keys]") {
     REQUIRE(by_old.has_value());
     CHECK_FALSE(by_old->has_value());
 
-    CHECK_CODE(keys.touch_last_used(k.id), errc::ok);
+    CHECK_CODE(keys.touch_last_used(hash2), errc::ok);
     auto touched = co_await keys.get(k.id);
     REQUIRE(touched.has_value());
     REQUIRE(touched->last_used_at.has_value());
