@@ -18,7 +18,9 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-core::Error unavailable(std::string why) { return {core::errc::cache_unavailable, std::move(why)}; }
+core::Error unavailable(std::string why) {
+  return {core::errc::cache_unavailable, std::move(why)};
+}
 
 }  // namespace
 
@@ -132,7 +134,8 @@ asio::awaitable<void> RedisClient::write_loop(std::shared_ptr<RedisClient> self,
   }
 }
 
-asio::awaitable<core::Result<std::vector<Reply>>> RedisClient::pipeline(std::vector<std::vector<std::string>> cmds) {
+asio::awaitable<core::Result<std::vector<Reply>>> RedisClient::pipeline(
+    std::vector<std::vector<std::string>> cmds) {
   auto self = shared_from_this();  // we touch members after resuming
   if (!connected_) co_return unavailable("redis not connected");
   if (cmds.empty()) co_return std::vector<Reply>{};

@@ -38,7 +38,8 @@ class RedisClient : public std::enable_shared_from_this<RedisClient> {
   // a value: Reply{Type::error}.
   boost::asio::awaitable<core::Result<Reply>> command(std::vector<std::string> args);
   // Several commands in one write, replies in order, one deadline for all.
-  boost::asio::awaitable<core::Result<std::vector<Reply>>> pipeline(std::vector<std::vector<std::string>> cmds);
+  boost::asio::awaitable<core::Result<std::vector<Reply>>> pipeline(
+      std::vector<std::vector<std::string>> cmds);
 
   // Called on the executor after every successful (re)connect, e.g. to re-warm caches.
   void on_connected(std::function<void()> cb) { on_connected_ = std::move(cb); }
@@ -60,7 +61,7 @@ class RedisClient : public std::enable_shared_from_this<RedisClient> {
   boost::asio::ip::tcp::socket sock_;
   boost::asio::steady_timer write_signal_;  // the idle writer sleeps on it; cancel() wakes it
   boost::asio::steady_timer backoff_;
-  std::string out_;                         // encoded commands not yet handed to the socket
+  std::string out_;                               // encoded commands not yet handed to the socket
   std::deque<std::shared_ptr<Pending>> pending_;  // FIFO, matches replies to commands
   std::size_t pending_commands_ = 0;
   std::vector<boost::asio::steady_timer*> connect_waiters_;

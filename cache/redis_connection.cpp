@@ -19,7 +19,9 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-core::Error unavailable(std::string why) { return {core::errc::cache_unavailable, std::move(why)}; }
+core::Error unavailable(std::string why) {
+  return {core::errc::cache_unavailable, std::move(why)};
+}
 
 }  // namespace
 

@@ -32,6 +32,7 @@ boost::asio::awaitable<core::Status> connect_redis(boost::asio::ip::tcp::socket&
                                                    RedisOptions opts);
 
 // Reads until `parser` yields one complete reply. No deadline: callers bound it themselves.
-boost::asio::awaitable<core::Result<Reply>> read_reply(boost::asio::ip::tcp::socket& sock, ReplyParser& parser);
+boost::asio::awaitable<core::Result<Reply>> read_reply(boost::asio::ip::tcp::socket& sock,
+                                                       ReplyParser& parser);
 
 }  // namespace cache

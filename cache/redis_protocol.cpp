@@ -20,7 +20,9 @@ void encode_command(const std::vector<std::string>& args, std::string& out) {
   redisFreeCommand(cmd);
 }
 
-void ReplyParser::Free::operator()(redisReader* r) const noexcept { redisReaderFree(r); }
+void ReplyParser::Free::operator()(redisReader* r) const noexcept {
+  redisReaderFree(r);
+}
 
 ReplyParser::ReplyParser() : reader_(redisReaderCreate()) {
   if (!reader_) throw std::bad_alloc();

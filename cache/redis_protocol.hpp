@@ -28,7 +28,9 @@ class ReplyParser {
   core::Result<std::optional<Reply>> next();
 
  private:
-  struct Free { void operator()(redisReader* r) const noexcept; };
+  struct Free {
+    void operator()(redisReader* r) const noexcept;
+  };
   std::unique_ptr<redisReader, Free> reader_;
 };
 

@@ -10,8 +10,8 @@ namespace cache {
 struct Reply {
   enum class Type { string, array, integer, nil, status, error };
   Type type = Type::nil;
-  std::string str;          // string, status and error payloads
-  long long integer = 0;    // integer replies
+  std::string str;              // string, status and error payloads
+  long long integer = 0;        // integer replies
   std::vector<Reply> elements;  // array replies
 
   bool is_error() const noexcept { return type == Type::error; }

@@ -20,9 +20,14 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 RedisSubscriber::RedisSubscriber(asio::any_io_executor ex, RedisOptions opts, std::string channel,
                                  MessageHandler on_message, std::function<void()> on_resubscribed)
-    : ex_(std::move(ex)), opts_(std::move(opts)), channel_(std::move(channel)),
-      on_message_(std::move(on_message)), on_resubscribed_(std::move(on_resubscribed)),
-      sock_(ex_), ping_timer_(ex_), backoff_(ex_) {}
+    : ex_(std::move(ex)),
+      opts_(std::move(opts)),
+      channel_(std::move(channel)),
+      on_message_(std::move(on_message)),
+      on_resubscribed_(std::move(on_resubscribed)),
+      sock_(ex_),
+      ping_timer_(ex_),
+      backoff_(ex_) {}
 
 void RedisSubscriber::start() {
   if (std::exchange(started_, true)) return;
@@ -86,7 +91,8 @@ asio::awaitable<void> RedisSubscriber::listen(std::shared_ptr<RedisSubscriber> s
 
 // A subscriber only ever reads, so a silently dead peer would go unnoticed forever. PING every
 // interval; if nothing at all came back since the previous one, drop the connection.
-asio::awaitable<void> RedisSubscriber::heartbeat(std::shared_ptr<RedisSubscriber> self, std::uint64_t generation) {
+asio::awaitable<void> RedisSubscriber::heartbeat(std::shared_ptr<RedisSubscriber> self,
+                                                 std::uint64_t generation) {
   const auto interval = std::max(4 * opts_.command_timeout, std::chrono::milliseconds{1000});
   std::string ping;
   encode_command({"PING"}, ping);

@@ -44,7 +44,8 @@ net::awaitable<core::Status> Stores::remove_key(std::string hash) {
   co_return check(co_await redis_->command(std::move(cmd)));
 }
 
-net::awaitable<core::Status> Stores::replace(const std::string& key, std::vector<std::vector<std::string>> fill) {
+net::awaitable<core::Status> Stores::replace(const std::string& key,
+                                             std::vector<std::vector<std::string>> fill) {
   // A unique temp name so two replicas warming up at once do not mix their builds.
   const std::string tmp = key + ":tmp:" + core::generate_uuid_v4();
   std::vector<std::vector<std::string>> cmds = std::move(fill);

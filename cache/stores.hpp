@@ -38,7 +38,8 @@ class Stores {
 
  private:
   // Atomically swaps a freshly built collection in: build under a temp key, then RENAME.
-  boost::asio::awaitable<core::Status> replace(const std::string& key, std::vector<std::vector<std::string>> fill);
+  boost::asio::awaitable<core::Status> replace(const std::string& key,
+                                               std::vector<std::vector<std::string>> fill);
 
   std::shared_ptr<RedisClient> redis_;
   std::string keys_, routes_, channel_;

@@ -1,8 +1,8 @@
 #include "core/admin_json.hpp"
 
+#include <fmt/format.h>
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
-#include <fmt/format.h>
 
 namespace core {
 namespace {
@@ -89,14 +89,14 @@ Status check_name(const std::string& name, std::string_view param = "name") {
 }
 
 Status check_uuid_field(const std::string& v, std::string_view param) {
-  if (v.size() != 36 || v.find_first_not_of("0123456789abcdefABCDEF-") != std::string::npos ||
-      v[8] != '-' || v[13] != '-' || v[18] != '-' || v[23] != '-')
+  if (v.size() != 36 || v.find_first_not_of("0123456789abcdefABCDEF-") != std::string::npos || v[8] != '-' ||
+      v[13] != '-' || v[18] != '-' || v[23] != '-')
     return Error{errc::invalid_request, fmt::format("'{}' must be a UUID.", param), std::string(param)};
   return ok();
 }
 
-#define LLMGW_TRY(var, expr)                      \
-  auto var##_r = (expr);                          \
+#define LLMGW_TRY(var, expr)                       \
+  auto var##_r = (expr);                           \
   if (!var##_r) return std::move(var##_r).error(); \
   auto var = std::move(*var##_r)
 
@@ -105,14 +105,15 @@ json::value nullable(const std::optional<std::string>& s) {
 }
 
 json::object provider_object(const Provider& p) {
-  return {{"id", p.id},
-          {"name", p.name},
-          {"kind", p.kind},
-          {"base_url", p.base_url},
-          {"api_key_preview", p.api_key_preview.empty() ? json::value(nullptr) : json::value(p.api_key_preview)},
-          {"is_active", p.is_active},
-          {"created_at", p.created_at},
-          {"updated_at", p.updated_at}};
+  return {
+      {"id", p.id},
+      {"name", p.name},
+      {"kind", p.kind},
+      {"base_url", p.base_url},
+      {"api_key_preview", p.api_key_preview.empty() ? json::value(nullptr) : json::value(p.api_key_preview)},
+      {"is_active", p.is_active},
+      {"created_at", p.created_at},
+      {"updated_at", p.updated_at}};
 }
 
 json::object model_object(const Model& m) {
@@ -266,9 +267,15 @@ Result<std::string> normalize_base_url(std::string_view text, std::string_view p
   return s;
 }
 
-std::string to_json(const Provider& p) { return json::serialize(provider_object(p)); }
-std::string to_json(const Model& m) { return json::serialize(model_object(m)); }
-std::string to_json(const UserKey& k) { return json::serialize(key_object(k)); }
+std::string to_json(const Provider& p) {
+  return json::serialize(provider_object(p));
+}
+std::string to_json(const Model& m) {
+  return json::serialize(model_object(m));
+}
+std::string to_json(const UserKey& k) {
+  return json::serialize(key_object(k));
+}
 
 std::string to_json_with_secret(const UserKey& k, std::string_view plaintext_key) {
   json::object o = key_object(k);
@@ -276,8 +283,14 @@ std::string to_json_with_secret(const UserKey& k, std::string_view plaintext_key
   return json::serialize(o);
 }
 
-std::string providers_json(const std::vector<Provider>& v) { return array_json(v, provider_object); }
-std::string models_json(const std::vector<Model>& v) { return array_json(v, model_object); }
-std::string keys_json(const std::vector<UserKey>& v) { return array_json(v, key_object); }
+std::string providers_json(const std::vector<Provider>& v) {
+  return array_json(v, provider_object);
+}
+std::string models_json(const std::vector<Model>& v) {
+  return array_json(v, model_object);
+}
+std::string keys_json(const std::vector<UserKey>& v) {
+  return array_json(v, key_object);
+}
 
 }  // namespace core

@@ -2,11 +2,11 @@
 
 #include "core/encoding.hpp"
 
+#include <fmt/format.h>
 #include <boost/url/parse.hpp>
 #include <charconv>
-#include <cstring>
 #include <cmath>
-#include <fmt/format.h>
+#include <cstring>
 
 namespace core {
 namespace {
@@ -124,11 +124,16 @@ std::variant<Config, ConfigErrors> parse_config(const EnvLookup& env) {
 
   if (auto v = p.get("LOG_LEVEL")) {
     std::string_view s(v);
-    if (s == "debug") c.log_level = LogLevel::debug;
-    else if (s == "info") c.log_level = LogLevel::info;
-    else if (s == "warn") c.log_level = LogLevel::warn;
-    else if (s == "error") c.log_level = LogLevel::error;
-    else p.fail(fmt::format("LOG_LEVEL: expected debug|info|warn|error, got '{}'", s));
+    if (s == "debug")
+      c.log_level = LogLevel::debug;
+    else if (s == "info")
+      c.log_level = LogLevel::info;
+    else if (s == "warn")
+      c.log_level = LogLevel::warn;
+    else if (s == "error")
+      c.log_level = LogLevel::error;
+    else
+      p.fail(fmt::format("LOG_LEVEL: expected debug|info|warn|error, got '{}'", s));
   }
   p.integer("MAX_BODY_BYTES", c.max_body_bytes, 1024, 1LL << 32);
   p.integer("MAX_HEADER_BYTES", c.max_header_bytes, 1024, 1 << 20);

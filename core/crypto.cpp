@@ -16,10 +16,16 @@ constexpr int kTag = 16;
 
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
 
-CipherCtx new_ctx() { return {EVP_CIPHER_CTX_new(), &EVP_CIPHER_CTX_free}; }
+CipherCtx new_ctx() {
+  return {EVP_CIPHER_CTX_new(), &EVP_CIPHER_CTX_free};
+}
 
-const unsigned char* u8(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
-unsigned char* u8(std::string& s) { return reinterpret_cast<unsigned char*>(s.data()); }
+const unsigned char* u8(std::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
+unsigned char* u8(std::string& s) {
+  return reinterpret_cast<unsigned char*>(s.data());
+}
 
 }  // namespace
 
@@ -33,16 +39,14 @@ std::string seal(std::string_view key, std::string_view plaintext) {
       EVP_EncryptUpdate(ctx.get(), u8(out) + kNonce, &len, u8(plaintext),
                         static_cast<int>(plaintext.size())) != 1 ||
       EVP_EncryptFinal_ex(ctx.get(), u8(out) + kNonce + len, &len) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTag,
-                          u8(out) + kNonce + plaintext.size()) != 1)
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTag, u8(out) + kNonce + plaintext.size()) != 1)
     throw std::runtime_error("AES-GCM encryption failed");
   return base64_encode(out);
 }
 
 Result<std::string> open(std::string_view key, std::string_view sealed_b64) {
   auto raw = base64_decode(sealed_b64);
-  if (key.size() != 32 || !raw || raw->size() < kNonce + kTag)
-    return Error{errc::internal, {}};
+  if (key.size() != 32 || !raw || raw->size() < kNonce + kTag) return Error{errc::internal, {}};
   const std::string_view all(*raw);
   const auto nonce = all.substr(0, kNonce);
   const auto body = all.substr(kNonce, all.size() - kNonce - kTag);

@@ -8,8 +8,8 @@ namespace core {
 struct Provider {
   std::string id;  // uuid
   std::string name;
-  std::string kind;      // openai | openrouter | dashscope | ark
-  std::string base_url;  // no trailing slash
+  std::string kind;             // openai | openrouter | dashscope | ark
+  std::string base_url;         // no trailing slash
   std::string api_key_enc;      // base64(nonce || ciphertext || tag); empty when no key
   std::string api_key_preview;  // e.g. "sk-p...wxyz"; empty when no key
   bool is_active = true;

@@ -13,25 +13,25 @@ namespace core {
 enum class errc {
   ok = 0,
   // client errors
-  invalid_json,          // body is not JSON / not the expected JSON shape
-  invalid_request,       // JSON is fine but a field is missing, has the wrong type or value
-  not_found,             // no such route or resource
-  method_not_allowed,    // route exists, method does not
-  body_too_large,        // 413
-  header_too_large,      // 431
+  invalid_json,        // body is not JSON / not the expected JSON shape
+  invalid_request,     // JSON is fine but a field is missing, has the wrong type or value
+  not_found,           // no such route or resource
+  method_not_allowed,  // route exists, method does not
+  body_too_large,      // 413
+  header_too_large,    // 431
   unsupported_media_type,
-  missing_api_key,       // 401, no Authorization header
-  invalid_api_key,       // 401, unknown / revoked key
-  model_not_found,       // 404 on /v1
-  conflict,              // 409 duplicate name, still in use
-  request_timeout,       // client too slow to send its request
+  missing_api_key,  // 401, no Authorization header
+  invalid_api_key,  // 401, unknown / revoked key
+  model_not_found,  // 404 on /v1
+  conflict,         // 409 duplicate name, still in use
+  request_timeout,  // client too slow to send its request
   // server side
   upstream_unavailable,  // connect / TLS failed
   upstream_timeout,      // no response header in time
   upstream_protocol,     // upstream spoke broken HTTP
   db_unavailable,
   cache_unavailable,
-  overloaded,            // a bounded queue or pool is full
+  overloaded,  // a bounded queue or pool is full
   shutting_down,
   internal,
 };

@@ -7,7 +7,8 @@ namespace core {
 HttpError to_http(errc e) noexcept {
   const std::string_view code = to_string(e);
   switch (e) {
-    case errc::ok: return {200, "", code, ""};
+    case errc::ok:
+      return {200, "", code, ""};
     case errc::invalid_json:
       return {400, "invalid_request_error", code, "The request body is not valid JSON."};
     case errc::invalid_request:

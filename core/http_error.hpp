@@ -9,8 +9,8 @@ namespace core {
 
 struct HttpError {
   int status;
-  std::string_view type;     // OpenAI "type": invalid_request_error, authentication_error, ...
-  std::string_view code;     // OpenAI "code"
+  std::string_view type;  // OpenAI "type": invalid_request_error, authentication_error, ...
+  std::string_view code;  // OpenAI "code"
   std::string_view default_message;
 };
 

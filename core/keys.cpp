@@ -15,14 +15,16 @@ std::string generate_uuid_v4() {
   std::array<unsigned char, 16> b{};
   if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1)
     throw std::runtime_error("RAND_bytes failed");  // no entropy: not an expected failure
-  b[6] = (b[6] & 0x0f) | 0x40;  // version 4
-  b[8] = (b[8] & 0x3f) | 0x80;  // RFC 4122 variant
+  b[6] = (b[6] & 0x0f) | 0x40;                      // version 4
+  b[8] = (b[8] & 0x3f) | 0x80;                      // RFC 4122 variant
   std::string hex = hex_encode({reinterpret_cast<const char*>(b.data()), b.size()});
-  return hex.substr(0, 8) + '-' + hex.substr(8, 4) + '-' + hex.substr(12, 4) + '-' +
-         hex.substr(16, 4) + '-' + hex.substr(20);
+  return hex.substr(0, 8) + '-' + hex.substr(8, 4) + '-' + hex.substr(12, 4) + '-' + hex.substr(16, 4) + '-' +
+         hex.substr(20);
 }
 
-std::string generate_user_key() { return "sk-" + generate_uuid_v4(); }
+std::string generate_user_key() {
+  return "sk-" + generate_uuid_v4();
+}
 
 bool is_uuid(std::string_view s) noexcept {
   if (s.size() != 36) return false;
@@ -44,7 +46,9 @@ std::string sha256_hex(std::string_view data) {
   return hex_encode({reinterpret_cast<const char*>(md), len});
 }
 
-std::string key_prefix(std::string_view key) { return std::string(key.substr(0, 11)); }
+std::string key_prefix(std::string_view key) {
+  return std::string(key.substr(0, 11));
+}
 
 std::string mask_secret(std::string_view s) {
   if (s.size() < 12) return "****";

@@ -2,11 +2,11 @@
 
 #include <boost/json/serialize.hpp>
 
+#include <fmt/format.h>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <fmt/format.h>
 
 namespace core::log {
 namespace {
@@ -15,10 +15,14 @@ std::atomic<LogLevel> g_level{LogLevel::info};
 
 std::string_view level_name(LogLevel l) {
   switch (l) {
-    case LogLevel::debug: return "debug";
-    case LogLevel::info: return "info";
-    case LogLevel::warn: return "warn";
-    case LogLevel::error: return "error";
+    case LogLevel::debug:
+      return "debug";
+    case LogLevel::info:
+      return "info";
+    case LogLevel::warn:
+      return "warn";
+    case LogLevel::error:
+      return "error";
   }
   return "info";
 }
@@ -36,8 +40,12 @@ std::string timestamp() {
 
 }  // namespace
 
-void set_level(LogLevel level) noexcept { g_level = level; }
-bool enabled(LogLevel level) noexcept { return level >= g_level.load(std::memory_order_relaxed); }
+void set_level(LogLevel level) noexcept {
+  g_level = level;
+}
+bool enabled(LogLevel level) noexcept {
+  return level >= g_level.load(std::memory_order_relaxed);
+}
 
 void write(LogLevel level, std::string_view msg, boost::json::object fields) {
   if (!enabled(level)) return;

@@ -13,9 +13,15 @@ bool enabled(LogLevel level) noexcept;
 // Adds "ts", "level" and "msg" to fields and writes the line atomically.
 void write(LogLevel level, std::string_view msg, boost::json::object fields = {});
 
-inline void info(std::string_view msg, boost::json::object f = {}) { write(LogLevel::info, msg, std::move(f)); }
-inline void warn(std::string_view msg, boost::json::object f = {}) { write(LogLevel::warn, msg, std::move(f)); }
-inline void error(std::string_view msg, boost::json::object f = {}) { write(LogLevel::error, msg, std::move(f)); }
+inline void info(std::string_view msg, boost::json::object f = {}) {
+  write(LogLevel::info, msg, std::move(f));
+}
+inline void warn(std::string_view msg, boost::json::object f = {}) {
+  write(LogLevel::warn, msg, std::move(f));
+}
+inline void error(std::string_view msg, boost::json::object f = {}) {
+  write(LogLevel::error, msg, std::move(f));
+}
 inline void debug(std::string_view msg, boost::json::object f = {}) {
   if (enabled(LogLevel::debug)) write(LogLevel::debug, msg, std::move(f));
 }

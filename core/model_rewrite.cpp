@@ -1,8 +1,8 @@
 #include "core/model_rewrite.hpp"
 
 #include <boost/json/basic_parser_impl.hpp>
-#include <boost/json/serialize.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
 namespace core {
@@ -20,7 +20,7 @@ struct InspectHandler {
 
   int depth = 0;
   bool top_is_object = false;
-  std::string key;           // current depth-1 key
+  std::string key;  // current depth-1 key
   bool key_is_model = false;
   bool key_is_stream = false;
   bool saw_model = false;
@@ -40,14 +40,26 @@ struct InspectHandler {
   bool on_document_begin(error_code&) { return true; }
   bool on_document_end(error_code&) { return true; }
   bool on_object_begin(error_code&) {
-    if (depth == 0) top_is_object = true;
-    else value_at_top();
+    if (depth == 0)
+      top_is_object = true;
+    else
+      value_at_top();
     ++depth;
     return true;
   }
-  bool on_object_end(std::size_t, error_code&) { --depth; return true; }
-  bool on_array_begin(error_code&) { if (depth > 0) value_at_top(); ++depth; return true; }
-  bool on_array_end(std::size_t, error_code&) { --depth; return true; }
+  bool on_object_end(std::size_t, error_code&) {
+    --depth;
+    return true;
+  }
+  bool on_array_begin(error_code&) {
+    if (depth > 0) value_at_top();
+    ++depth;
+    return true;
+  }
+  bool on_array_end(std::size_t, error_code&) {
+    --depth;
+    return true;
+  }
   bool on_key_part(json::string_view s, std::size_t, error_code&) {
     if (depth == 1) key.append(s.data(), s.size());
     return true;
@@ -74,15 +86,27 @@ struct InspectHandler {
     return true;
   }
   bool on_number_part(json::string_view, error_code&) { return true; }
-  bool on_int64(std::int64_t, json::string_view, error_code&) { scalar(); return true; }
-  bool on_uint64(std::uint64_t, json::string_view, error_code&) { scalar(); return true; }
-  bool on_double(double, json::string_view, error_code&) { scalar(); return true; }
+  bool on_int64(std::int64_t, json::string_view, error_code&) {
+    scalar();
+    return true;
+  }
+  bool on_uint64(std::uint64_t, json::string_view, error_code&) {
+    scalar();
+    return true;
+  }
+  bool on_double(double, json::string_view, error_code&) {
+    scalar();
+    return true;
+  }
   bool on_bool(bool b, error_code&) {
     if (depth == 1 && key_is_stream) stream = b;
     scalar();
     return true;
   }
-  bool on_null(error_code&) { scalar(); return true; }
+  bool on_null(error_code&) {
+    scalar();
+    return true;
+  }
   bool on_comment_part(json::string_view, error_code&) { return true; }
   bool on_comment(json::string_view, error_code&) { return true; }
 
@@ -94,13 +118,17 @@ struct InspectHandler {
 // Position just after the JSON string starting at s[i] == '"'.
 std::size_t skip_string(std::string_view s, std::size_t i) {
   for (++i; i < s.size(); ++i) {
-    if (s[i] == '\\') ++i;
-    else if (s[i] == '"') return i + 1;
+    if (s[i] == '\\')
+      ++i;
+    else if (s[i] == '"')
+      return i + 1;
   }
   return s.size();
 }
 
-bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_ws(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 // Finds the byte range of the top-level "model" string value in an already validated object.
 // Only an unescaped key spelled exactly "model" is recognised; anything else returns false.
@@ -127,10 +155,15 @@ bool locate_model(std::string_view s, std::size_t& begin, std::size_t& end) {
       i = close;
       continue;
     }
-    if (c == '{') { ++depth; expect_key = depth == 1; }
-    else if (c == '[') ++depth;
-    else if (c == '}' || c == ']') --depth;
-    else if (c == ',' && depth == 1) expect_key = true;
+    if (c == '{') {
+      ++depth;
+      expect_key = depth == 1;
+    } else if (c == '[')
+      ++depth;
+    else if (c == '}' || c == ']')
+      --depth;
+    else if (c == ',' && depth == 1)
+      expect_key = true;
     ++i;
   }
   return false;
@@ -145,10 +178,8 @@ Result<InferenceRequest> inspect_inference_body(std::string_view body) {
   if (ec || n != body.size())
     return Error{errc::invalid_json, "We could not parse the JSON body of your request."};
   InspectHandler& h = parser.handler();
-  if (!h.top_is_object)
-    return Error{errc::invalid_request, "The request body must be a JSON object."};
-  if (!h.saw_model)
-    return Error{errc::invalid_request, "You must provide a model parameter.", "model"};
+  if (!h.top_is_object) return Error{errc::invalid_request, "The request body must be a JSON object."};
+  if (!h.saw_model) return Error{errc::invalid_request, "You must provide a model parameter.", "model"};
   if (!h.model_is_string || h.duplicate_model)
     return Error{errc::invalid_request, "'model' must be a single string.", "model"};
 
@@ -163,7 +194,9 @@ Result<InferenceRequest> inspect_inference_body(std::string_view body) {
   return r;
 }
 
-std::string json_quote(std::string_view s) { return json::serialize(json::string_view(s.data(), s.size())); }
+std::string json_quote(std::string_view s) {
+  return json::serialize(json::string_view(s.data(), s.size()));
+}
 
 std::string rewrite_model(std::string_view body, const InferenceRequest& info,
                           std::string_view upstream_model) {

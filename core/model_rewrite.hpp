@@ -13,8 +13,8 @@
 namespace core {
 
 struct InferenceRequest {
-  std::string model;   // decoded value of the top-level "model"
-  bool stream = false; // top-level "stream": true
+  std::string model;    // decoded value of the top-level "model"
+  bool stream = false;  // top-level "stream": true
   // Byte range of the model value (including its quotes) in the body; npos when the key was
   // written with escapes, in which case rewrite_model falls back to a DOM round trip.
   std::size_t model_begin = std::string::npos;

@@ -25,23 +25,38 @@ class [[nodiscard]] Result {
  public:
   // Default: an internal error (Asio needs default-constructible completion values).
   Result() : v_(std::in_place_index<1>, Error{errc::internal}) {}
-  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}          // NOLINT
-  Result(Error err) : v_(std::in_place_index<1>, std::move(err)) {}          // NOLINT
-  Result(errc code) : v_(std::in_place_index<1>, Error{code}) {}             // NOLINT
+  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT
+  Result(Error err) : v_(std::in_place_index<1>, std::move(err)) {}  // NOLINT
+  Result(errc code) : v_(std::in_place_index<1>, Error{code}) {}     // NOLINT
 
   bool has_value() const noexcept { return v_.index() == 0; }
   explicit operator bool() const noexcept { return has_value(); }
 
-  T& value() & { assert(has_value()); return std::get<0>(v_); }
-  const T& value() const& { assert(has_value()); return std::get<0>(v_); }
-  T&& value() && { assert(has_value()); return std::get<0>(std::move(v_)); }
+  T& value() & {
+    assert(has_value());
+    return std::get<0>(v_);
+  }
+  const T& value() const& {
+    assert(has_value());
+    return std::get<0>(v_);
+  }
+  T&& value() && {
+    assert(has_value());
+    return std::get<0>(std::move(v_));
+  }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
 
-  const Error& error() const& { assert(!has_value()); return std::get<1>(v_); }
-  Error&& error() && { assert(!has_value()); return std::get<1>(std::move(v_)); }
+  const Error& error() const& {
+    assert(!has_value());
+    return std::get<1>(v_);
+  }
+  Error&& error() && {
+    assert(!has_value());
+    return std::get<1>(std::move(v_));
+  }
 
  private:
   std::variant<T, Error> v_;
@@ -50,6 +65,8 @@ class [[nodiscard]] Result {
 // Result<void>
 struct Unit {};
 using Status = Result<Unit>;
-inline Status ok() { return Unit{}; }
+inline Status ok() {
+  return Unit{};
+}
 
 }  // namespace core

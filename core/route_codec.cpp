@@ -26,7 +26,8 @@ std::optional<Route> decode_route(std::string_view text) {
   };
   Route r;
   if (!str("model_id", r.model_id) || !str("model", r.model_name) || !str("provider_id", r.provider_id) ||
-      !str("kind", r.provider_kind) || !str("base_url", r.base_url) || !str("upstream_model", r.upstream_model))
+      !str("kind", r.provider_kind) || !str("base_url", r.base_url) ||
+      !str("upstream_model", r.upstream_model))
     return std::nullopt;
   return r;
 }

@@ -5,8 +5,12 @@
 namespace core::detail {
 namespace {
 
-bool is_capture(std::string_view s) { return s.size() > 2 && s.front() == '{' && s.back() == '}'; }
-bool is_rest(std::string_view s) { return is_capture(s) && s[s.size() - 2] == '*'; }
+bool is_capture(std::string_view s) {
+  return s.size() > 2 && s.front() == '{' && s.back() == '}';
+}
+bool is_rest(std::string_view s) {
+  return is_capture(s) && s[s.size() - 2] == '*';
+}
 
 std::string capture_name(std::string_view s) {
   s = s.substr(1, s.size() - 2);

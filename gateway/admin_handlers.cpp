@@ -61,8 +61,8 @@ net::awaitable<void> key_changed(App& app, std::string hash, bool active) {
   note_cache_failure(co_await app.stores.publish("key:" + hash), "publish");
 }
 
-#define TRY_OR_RESPOND(var, expr)                                       \
-  auto var = (expr);                                                    \
+#define TRY_OR_RESPOND(var, expr) \
+  auto var = (expr);              \
   if (!var) co_return error_response(ex.req, std::move(var).error())
 
 }  // namespace
@@ -80,8 +80,10 @@ net::awaitable<void> App::refresh_routes() {
 
 net::awaitable<void> App::warm_cache() {
   auto hashes = co_await keys.active_hashes();
-  if (hashes) note_cache_failure(co_await stores.replace_keys(std::move(*hashes)), "replace_keys");
-  else note_cache_failure(hashes.error(), "load_keys");
+  if (hashes)
+    note_cache_failure(co_await stores.replace_keys(std::move(*hashes)), "replace_keys");
+  else
+    note_cache_failure(hashes.error(), "load_keys");
   co_await refresh_routes();
   local.clear();
 }
@@ -91,7 +93,11 @@ net::awaitable<void> App::warm_cache() {
 net::awaitable<Response> admin_create_provider(App& app, Exchange& ex) {
   TRY_OR_RESPOND(in, core::parse_provider_create(ex.req.body()));
   TRY_OR_RESPOND(kind_ok, check_kind(in->kind));
-  core::NewProvider p{in->name, in->kind, in->base_url.value_or(std::string(providers::find_kind(in->kind)->default_base_url)), {}, {}};
+  core::NewProvider p{in->name,
+                      in->kind,
+                      in->base_url.value_or(std::string(providers::find_kind(in->kind)->default_base_url)),
+                      {},
+                      {}};
   if (in->api_key) {
     p.api_key_enc = core::seal(app.cfg.encryption_key, *in->api_key);
     p.api_key_preview = core::mask_secret(*in->api_key);

@@ -25,7 +25,9 @@ net::awaitable<Probe> probe(App& app) {
   co_return Probe{db && db->has_value(), redis && redis->has_value()};
 }
 
-std::string_view up(bool ok) { return ok ? "ok" : "unavailable"; }
+std::string_view up(bool ok) {
+  return ok ? "ok" : "unavailable";
+}
 
 }  // namespace
 
@@ -36,7 +38,8 @@ net::awaitable<Response> health_live(App&, Exchange& ex) {
 net::awaitable<Response> health_ready(App& app, Exchange& ex) {
   const Probe p = co_await probe(app);
   const bool ready = p.db && p.redis && !app.draining;
-  boost::json::object body{{"status", ready ? "ready" : "unavailable"}, {"db", up(p.db)}, {"redis", up(p.redis)}};
+  boost::json::object body{
+      {"status", ready ? "ready" : "unavailable"}, {"db", up(p.db)}, {"redis", up(p.redis)}};
   if (app.draining) body["draining"] = true;
   co_return json_response(ex.req, ready ? http::status::ok : http::status::service_unavailable,
                           boost::json::serialize(body));

@@ -109,7 +109,8 @@ int run(const core::Config& cfg) {
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
-    log::error("cannot listen", {{"addr", cfg.listen_host + ":" + std::to_string(cfg.listen_port)}, {"error", ec.message()}});
+    log::error("cannot listen",
+               {{"addr", cfg.listen_host + ":" + std::to_string(cfg.listen_port)}, {"error", ec.message()}});
     return 1;
   }
   const auto bound = acceptor.local_endpoint();

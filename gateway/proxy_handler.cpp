@@ -79,7 +79,8 @@ net::awaitable<core::Result<std::string>> provider_secret(App& app, const std::s
   if (!sealed->empty()) {
     auto opened = core::open(app.cfg.encryption_key, *sealed);
     if (!opened) {
-      core::log::error("cannot decrypt a provider key (was ENCRYPTION_KEY changed?)", {{"provider_id", provider_id}});
+      core::log::error("cannot decrypt a provider key (was ENCRYPTION_KEY changed?)",
+                       {{"provider_id", provider_id}});
       co_return core::Error{errc::internal};
     }
     plain = std::move(*opened);
@@ -89,8 +90,8 @@ net::awaitable<core::Result<std::string>> provider_secret(App& app, const std::s
 }
 
 core::Error model_not_found(const std::string& model) {
-  return {errc::model_not_found,
-          "The model `" + model + "` does not exist or you do not have access to it.", "model"};
+  return {errc::model_not_found, "The model `" + model + "` does not exist or you do not have access to it.",
+          "model"};
 }
 
 http::request<http::string_body> upstream_request(const Exchange& ex, const core::UpstreamTarget& t,
@@ -123,8 +124,13 @@ net::awaitable<Response> forward(App& app, Exchange& ex, const core::UpstreamTar
   for (int attempt = 0;; ++attempt) {
     auto conn = co_await app.upstream.acquire(target, attempt == 0);
     if (!conn) co_return error_response(ex.req, conn.error());
-    RelayRequest rq{ex.client, up, ex.request_id, ex.client_sent_request_id,
-                    ex.keep_alive && !app.draining, ex.req.version() == 10 ? 10u : 11u, app.cfg};
+    RelayRequest rq{ex.client,
+                    up,
+                    ex.request_id,
+                    ex.client_sent_request_id,
+                    ex.keep_alive && !app.draining,
+                    ex.req.version() == 10 ? 10u : 11u,
+                    app.cfg};
     ex.session.upstream = conn->get();
     const RelayResult r = co_await relay(**conn, rq);
     ex.session.upstream = nullptr;
@@ -163,7 +169,8 @@ net::awaitable<Response> v1_proxy(App& app, Exchange& ex) {
   auto secret = co_await provider_secret(app, rt.provider_id);
   if (!secret) co_return error_response(ex.req, secret.error());
 
-  auto up = upstream_request(ex, *target, *kind, *secret, core::rewrite_model(ex.req.body(), *info, rt.upstream_model));
+  auto up = upstream_request(ex, *target, *kind, *secret,
+                             core::rewrite_model(ex.req.body(), *info, rt.upstream_model));
   co_return co_await forward(app, ex, *target, up);
 }
 
@@ -176,8 +183,9 @@ net::awaitable<Response> v1_list_models(App& app, Exchange& ex) {
   if (!routes) co_return error_response(ex.req, routes.error());
   boost::json::array data;
   for (const auto& r : *routes) data.emplace_back(model_object(r));
-  co_return json_response(ex.req, http::status::ok,
-                          boost::json::serialize(boost::json::object{{"object", "list"}, {"data", std::move(data)}}));
+  co_return json_response(
+      ex.req, http::status::ok,
+      boost::json::serialize(boost::json::object{{"object", "list"}, {"data", std::move(data)}}));
 }
 
 net::awaitable<Response> v1_get_model(App& app, Exchange& ex) {

@@ -21,7 +21,9 @@ using core::errc;
 constexpr std::size_t kChunk = 64 * 1024;
 constexpr std::uint32_t kUpstreamHeaderLimit = 64 * 1024;
 
-bool is_timeout(const beast::error_code& ec) { return ec == beast::error::timeout; }
+bool is_timeout(const beast::error_code& ec) {
+  return ec == beast::error::timeout;
+}
 
 bool closed_before_answer(const beast::error_code& ec) {
   return ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
@@ -54,7 +56,7 @@ net::awaitable<RelayResult> relay_on(Stream& up, bool reused, RelayRequest& rq) 
   parser.header_limit(kUpstreamHeaderLimit);
   auto [hec, hn] = co_await http::async_read_header(up, upbuf, parser, use_tuple);
   if (hec) {
-    r.error = is_timeout(hec) ? errc::upstream_timeout
+    r.error = is_timeout(hec)             ? errc::upstream_timeout
               : closed_before_answer(hec) ? errc::upstream_unavailable
                                           : errc::upstream_protocol;
     r.retry_on_fresh = reused && closed_before_answer(hec);
@@ -117,7 +119,8 @@ net::awaitable<RelayResult> relay_on(Stream& up, bool reused, RelayRequest& rq) 
       std::tie(xec, std::ignore) =
           co_await net::async_write(rq.client, http::make_chunk(net::buffer(buf.data(), n)), use_tuple);
     else
-      std::tie(xec, std::ignore) = co_await net::async_write(rq.client, net::buffer(buf.data(), n), use_tuple);
+      std::tie(xec, std::ignore) =
+          co_await net::async_write(rq.client, net::buffer(buf.data(), n), use_tuple);
     if (xec) {
       r.client_gone = true;
       co_return r;

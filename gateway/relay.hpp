@@ -21,10 +21,10 @@ struct RelayRequest {
 
 struct RelayResult {
   core::errc error = core::errc::ok;  // meaningful only when !responded
-  bool responded = false;      // a response header reached the client
-  bool complete = false;       // the whole body reached the client
+  bool responded = false;             // a response header reached the client
+  bool complete = false;              // the whole body reached the client
   bool client_gone = false;
-  bool retry_on_fresh = false; // a pooled connection was dead before answering: try a new one
+  bool retry_on_fresh = false;  // a pooled connection was dead before answering: try a new one
   bool upstream_reusable = false;
   unsigned status = 0;
 };

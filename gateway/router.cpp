@@ -47,7 +47,9 @@ std::string_view path_of(std::string_view target) {
   return target.substr(0, target.find('?'));
 }
 
-bool is_admin_path(std::string_view path) { return path == "/admin" || path.rfind("/admin/", 0) == 0; }
+bool is_admin_path(std::string_view path) {
+  return path == "/admin" || path.rfind("/admin/", 0) == 0;
+}
 
 }  // namespace
 

@@ -27,7 +27,8 @@ bool iequals(std::string_view a, std::string_view b) {
 bool usable_request_id(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
   for (char c : id)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ':')) return false;
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ':'))
+      return false;
   return true;
 }
 
@@ -92,7 +93,8 @@ net::awaitable<void> session(App& app, tcp::socket socket) {
     parser.body_limit(app.cfg.max_body_bytes);
 
     entry.idle = true;
-    stream.expires_after(to_steady(first || buffer.size() > 0 ? app.cfg.header_timeout : app.cfg.keepalive_timeout));
+    stream.expires_after(
+        to_steady(first || buffer.size() > 0 ? app.cfg.header_timeout : app.cfg.keepalive_timeout));
     auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
     entry.idle = false;
     const auto start = Clock::now();

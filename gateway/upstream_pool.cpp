@@ -15,7 +15,9 @@ using core::errc;
 // How long an idle pooled connection is trusted; providers close idle keep-alives after ~60-90 s.
 constexpr auto kMaxIdle = std::chrono::seconds(30);
 
-core::Error unavailable() { return {errc::upstream_unavailable}; }
+core::Error unavailable() {
+  return {errc::upstream_unavailable};
+}
 
 }  // namespace
 
@@ -36,8 +38,8 @@ std::shared_ptr<HostState>& UpstreamPool::host(const std::string& key) {
   return h;
 }
 
-net::awaitable<core::Result<std::unique_ptr<UpstreamConn>>> UpstreamPool::acquire(const core::UpstreamTarget& t,
-                                                                                  bool allow_reuse) {
+net::awaitable<core::Result<std::unique_ptr<UpstreamConn>>> UpstreamPool::acquire(
+    const core::UpstreamTarget& t, bool allow_reuse) {
   auto& h = host(t.pool_key);
   while (allow_reuse && !h->idle.empty()) {
     auto c = std::move(h->idle.back());

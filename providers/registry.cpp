@@ -21,7 +21,9 @@ const ProviderKind* find_kind(std::string_view name) noexcept {
   return nullptr;
 }
 
-std::span<const ProviderKind* const> all_kinds() noexcept { return kKinds; }
+std::span<const ProviderKind* const> all_kinds() noexcept {
+  return kKinds;
+}
 
 void apply_bearer(boost::beast::http::fields& headers, std::string_view api_key) {
   if (api_key.empty()) return;

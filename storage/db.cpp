@@ -15,7 +15,9 @@ Db::Db(DbOptions options)
   for (std::size_t i = 0; i < options_.threads; ++i) threads_.emplace_back([this] { worker_loop(); });
 }
 
-Db::~Db() { stop(); }
+Db::~Db() {
+  stop();
+}
 
 void Db::stop() {
   std::lock_guard stop_lock(stop_mu_);

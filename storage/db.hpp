@@ -29,7 +29,7 @@
 namespace storage {
 
 struct DbOptions {
-  std::string url;  // postgresql://... URI or key=value conninfo
+  std::string url;               // postgresql://... URI or key=value conninfo
   std::size_t threads = 4;       // = connections
   std::size_t max_queue = 1024;  // jobs waiting for a thread; beyond -> errc::overloaded
   std::chrono::milliseconds statement_timeout{5000};
@@ -120,9 +120,9 @@ class Db::JobFor final : public Db::Job {
     });
   }
 
-  using WorkExecutor = std::decay_t<decltype(boost::asio::prefer(
-      std::declval<boost::asio::associated_executor_t<Handler>>(),
-      boost::asio::execution::outstanding_work.tracked))>;
+  using WorkExecutor =
+      std::decay_t<decltype(boost::asio::prefer(std::declval<boost::asio::associated_executor_t<Handler>>(),
+                                                boost::asio::execution::outstanding_work.tracked))>;
 
   Fn fn_;
   Handler handler_;

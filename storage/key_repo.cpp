@@ -13,31 +13,27 @@ using core::UserKey;
 using detail::exec;
 using detail::Statement;
 
-#define KEY_COLUMNS                                                             \
-  "id::text, name, key_prefix, is_active, " LLMGW_SQL_TS("created_at") ", "     \
-  LLMGW_SQL_TS("updated_at") ", " LLMGW_SQL_TS("last_used_at")
+#define KEY_COLUMNS                                                                       \
+  "id::text, name, key_prefix, is_active, " LLMGW_SQL_TS("created_at") ", " LLMGW_SQL_TS( \
+      "updated_at") ", " LLMGW_SQL_TS("last_used_at")
 
-constexpr Statement kInsert{
-    "key_insert",
-    "INSERT INTO user_keys (name, key_hash, key_prefix) VALUES ($1, $2, $3)"
-    " RETURNING " KEY_COLUMNS};
+constexpr Statement kInsert{"key_insert",
+                            "INSERT INTO user_keys (name, key_hash, key_prefix) VALUES ($1, $2, $3)"
+                            " RETURNING " KEY_COLUMNS};
 
 constexpr Statement kList{
-    "key_list",
-    "SELECT " KEY_COLUMNS " FROM user_keys WHERE revoked_at IS NULL ORDER BY created_at, id"};
+    "key_list", "SELECT " KEY_COLUMNS " FROM user_keys WHERE revoked_at IS NULL ORDER BY created_at, id"};
 
-constexpr Statement kGet{
-    "key_get",
-    "SELECT " KEY_COLUMNS " FROM user_keys WHERE id = $1 AND revoked_at IS NULL"};
+constexpr Statement kGet{"key_get",
+                         "SELECT " KEY_COLUMNS " FROM user_keys WHERE id = $1 AND revoked_at IS NULL"};
 
-constexpr Statement kUpdate{
-    "key_update",
-    "UPDATE user_keys SET"
-    " name = coalesce($2::text, name),"
-    " is_active = coalesce($3::boolean, is_active),"
-    " updated_at = now()"
-    " WHERE id = $1 AND revoked_at IS NULL"
-    " RETURNING " KEY_COLUMNS ", key_hash"};
+constexpr Statement kUpdate{"key_update",
+                            "UPDATE user_keys SET"
+                            " name = coalesce($2::text, name),"
+                            " is_active = coalesce($3::boolean, is_active),"
+                            " updated_at = now()"
+                            " WHERE id = $1 AND revoked_at IS NULL"
+                            " RETURNING " KEY_COLUMNS ", key_hash"};
 
 // The locked sub-select hands back the hash being replaced, in the same statement.
 constexpr Statement kRotate{
@@ -49,25 +45,21 @@ constexpr Statement kRotate{
     LLMGW_SQL_TS("k.updated_at") ", " LLMGW_SQL_TS("k.last_used_at") ", old.key_hash"};
 
 // Revoking again keeps the first revoked_at / updated_at.
-constexpr Statement kRevoke{
-    "key_revoke",
-    "UPDATE user_keys SET is_active = false,"
-    " revoked_at = coalesce(revoked_at, now()),"
-    " updated_at = CASE WHEN revoked_at IS NULL THEN now() ELSE updated_at END"
-    " WHERE id = $1 RETURNING key_hash"};
+constexpr Statement kRevoke{"key_revoke",
+                            "UPDATE user_keys SET is_active = false,"
+                            " revoked_at = coalesce(revoked_at, now()),"
+                            " updated_at = CASE WHEN revoked_at IS NULL THEN now() ELSE updated_at END"
+                            " WHERE id = $1 RETURNING key_hash"};
 
-constexpr Statement kFindActive{
-    "key_find_active",
-    "SELECT id::text, name FROM user_keys"
-    " WHERE key_hash = $1 AND is_active AND revoked_at IS NULL"};
+constexpr Statement kFindActive{"key_find_active",
+                                "SELECT id::text, name FROM user_keys"
+                                " WHERE key_hash = $1 AND is_active AND revoked_at IS NULL"};
 
-constexpr Statement kActiveHashes{
-    "key_active_hashes",
-    "SELECT key_hash FROM user_keys WHERE is_active AND revoked_at IS NULL"};
+constexpr Statement kActiveHashes{"key_active_hashes",
+                                  "SELECT key_hash FROM user_keys WHERE is_active AND revoked_at IS NULL"};
 
 // By hash: the hot path knows a key only by its hash (the Redis set holds nothing else).
-constexpr Statement kTouch{
-    "key_touch", "UPDATE user_keys SET last_used_at = now() WHERE key_hash = $1"};
+constexpr Statement kTouch{"key_touch", "UPDATE user_keys SET last_used_at = now() WHERE key_hash = $1"};
 
 #undef KEY_COLUMNS
 
@@ -153,8 +145,7 @@ boost::asio::awaitable<Result<std::string>> KeyRepo::revoke(std::string id) {
   co_return co_await db_.run<std::string>(std::move(change));
 }
 
-boost::asio::awaitable<Result<std::optional<core::KeyIdentity>>> KeyRepo::find_active(
-    std::string key_hash) {
+boost::asio::awaitable<Result<std::optional<core::KeyIdentity>>> KeyRepo::find_active(std::string key_hash) {
   using Found = std::optional<core::KeyIdentity>;
   auto select = [hash = std::move(key_hash)](pqxx::connection& c) -> Result<Found> {
     pqxx::nontransaction tx(c);

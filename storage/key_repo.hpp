@@ -29,13 +29,13 @@ class KeyRepo {
   boost::asio::awaitable<core::Result<std::pair<core::UserKey, std::string>>> update(
       std::string id, core::UserKeyPatch patch);
   // Replaces hash and prefix, keeps is_active as it is. Returns the key and its OLD hash.
-  boost::asio::awaitable<core::Result<std::pair<core::UserKey, std::string>>> rotate(
-      std::string id, std::string new_hash, std::string new_prefix);
+  boost::asio::awaitable<core::Result<std::pair<core::UserKey, std::string>>> rotate(std::string id,
+                                                                                     std::string new_hash,
+                                                                                     std::string new_prefix);
   // is_active = false, revoked_at = now() (kept from the first call). Returns the hash.
   boost::asio::awaitable<core::Result<std::string>> revoke(std::string id);
   // The active, unrevoked key with this hash, if any (auth fallback when the cache misses).
-  boost::asio::awaitable<core::Result<std::optional<core::KeyIdentity>>> find_active(
-      std::string key_hash);
+  boost::asio::awaitable<core::Result<std::optional<core::KeyIdentity>>> find_active(std::string key_hash);
   // Hashes of every active, unrevoked key (to warm the auth cache).
   boost::asio::awaitable<core::Result<std::vector<std::string>>> active_hashes();
   // last_used_at = now(). Best effort: a key revoked meanwhile is not an error. One write per call,

@@ -15,34 +15,29 @@ using core::Result;
 using detail::exec;
 using detail::Statement;
 
-#define MODEL_COLUMNS                                                     \
-  "id::text, name, provider_id::text, provider_model_name, is_active, " \
-  LLMGW_SQL_TS("created_at") ", " LLMGW_SQL_TS("updated_at")
+#define MODEL_COLUMNS                                                                 \
+  "id::text, name, provider_id::text, provider_model_name, is_active, " LLMGW_SQL_TS( \
+      "created_at") ", " LLMGW_SQL_TS("updated_at")
 
 // FOR SHARE waits for a concurrent provider delete (which holds FOR UPDATE) and then re-checks
 // deleted_at, so a model can never attach to a provider being deleted. No row -> bad provider_id.
-constexpr Statement kInsert{
-    "model_insert",
-    "INSERT INTO models (name, provider_id, provider_model_name)"
-    " SELECT $1, p.id, $3 FROM providers p"
-    " WHERE p.id = $2::uuid AND p.deleted_at IS NULL FOR SHARE"
-    " RETURNING " MODEL_COLUMNS};
+constexpr Statement kInsert{"model_insert",
+                            "INSERT INTO models (name, provider_id, provider_model_name)"
+                            " SELECT $1, p.id, $3 FROM providers p"
+                            " WHERE p.id = $2::uuid AND p.deleted_at IS NULL FOR SHARE"
+                            " RETURNING " MODEL_COLUMNS};
 
 constexpr Statement kList{
-    "model_list",
-    "SELECT " MODEL_COLUMNS " FROM models WHERE deleted_at IS NULL ORDER BY created_at, id"};
+    "model_list", "SELECT " MODEL_COLUMNS " FROM models WHERE deleted_at IS NULL ORDER BY created_at, id"};
 
-constexpr Statement kGet{
-    "model_get",
-    "SELECT " MODEL_COLUMNS " FROM models WHERE id = $1 AND deleted_at IS NULL"};
+constexpr Statement kGet{"model_get",
+                         "SELECT " MODEL_COLUMNS " FROM models WHERE id = $1 AND deleted_at IS NULL"};
 
-constexpr Statement kLockLive{
-    "model_lock_live",
-    "SELECT name FROM models WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"};
+constexpr Statement kLockLive{"model_lock_live",
+                              "SELECT name FROM models WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"};
 
 constexpr Statement kShareLiveProvider{
-    "model_share_live_provider",
-    "SELECT 1 FROM providers WHERE id = $1 AND deleted_at IS NULL FOR SHARE"};
+    "model_share_live_provider", "SELECT 1 FROM providers WHERE id = $1 AND deleted_at IS NULL FOR SHARE"};
 
 // NULL = leave alone; $4 says whether provider_model_name is being set (possibly to NULL).
 constexpr Statement kUpdate{
@@ -56,10 +51,9 @@ constexpr Statement kUpdate{
     " WHERE id = $1"
     " RETURNING " MODEL_COLUMNS};
 
-constexpr Statement kSoftDelete{
-    "model_soft_delete",
-    "UPDATE models SET deleted_at = now(), is_active = false, updated_at = now()"
-    " WHERE id = $1 AND deleted_at IS NULL RETURNING name"};
+constexpr Statement kSoftDelete{"model_soft_delete",
+                                "UPDATE models SET deleted_at = now(), is_active = false, updated_at = now()"
+                                " WHERE id = $1 AND deleted_at IS NULL RETURNING name"};
 
 #undef MODEL_COLUMNS
 
@@ -119,8 +113,8 @@ boost::asio::awaitable<Result<Model>> ModelRepo::get(std::string id) {
   co_return co_await db_.run<Model>(std::move(select));
 }
 
-boost::asio::awaitable<Result<std::pair<Model, std::string>>> ModelRepo::update(
-    std::string id, core::ModelPatch patch) {
+boost::asio::awaitable<Result<std::pair<Model, std::string>>> ModelRepo::update(std::string id,
+                                                                                core::ModelPatch patch) {
   using Updated = std::pair<Model, std::string>;
   const std::string name = patch.name.value_or("");
   auto change = [id = std::move(id), p = std::move(patch)](pqxx::connection& c) -> Result<Updated> {
@@ -134,8 +128,8 @@ boost::asio::awaitable<Result<std::pair<Model, std::string>>> ModelRepo::update(
     const bool set_upstream_name = p.provider_model_name.has_value();
     const std::optional<std::string> upstream_name =
         set_upstream_name ? *p.provider_model_name : std::nullopt;
-    const auto rows = exec(tx, kUpdate, id, p.name, p.provider_id, set_upstream_name, upstream_name,
-                           p.is_active);
+    const auto rows =
+        exec(tx, kUpdate, id, p.name, p.provider_id, set_upstream_name, upstream_name, p.is_active);
     Updated out{model_from(rows[0]), std::move(old_name)};
     tx.commit();
     return out;

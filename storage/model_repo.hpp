@@ -25,8 +25,8 @@ class ModelRepo {
   boost::asio::awaitable<core::Result<core::Model>> get(std::string id);
   // Partial update in one transaction; same errors as create. Returns the model and its name
   // before the update, so the caller can drop the old route.
-  boost::asio::awaitable<core::Result<std::pair<core::Model, std::string>>> update(
-      std::string id, core::ModelPatch patch);
+  boost::asio::awaitable<core::Result<std::pair<core::Model, std::string>>> update(std::string id,
+                                                                                   core::ModelPatch patch);
   // Soft delete (deleted_at = now(), is_active = false). Returns the deleted model's name.
   boost::asio::awaitable<core::Result<std::string>> remove(std::string id);
 

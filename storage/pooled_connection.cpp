@@ -13,7 +13,9 @@
 namespace storage::detail {
 namespace {
 
-bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+bool starts_with(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
 
 // SQLSTATE classes that mean "this session is gone": 08 connection exception, 57P01..57P03
 // admin shutdown / crash shutdown / cannot connect now.
@@ -43,7 +45,7 @@ std::string with_connect_timeout(const std::string& url, int seconds) {
 void log_db_event(const char* level, const char* msg, std::string_view detail) noexcept {
   try {
     const std::string_view l(level);
-    const core::LogLevel lvl = l == "error" ? core::LogLevel::error
+    const core::LogLevel lvl = l == "error"  ? core::LogLevel::error
                                : l == "warn" ? core::LogLevel::warn
                                              : core::LogLevel::info;
     core::log::write(lvl, msg, {{"detail", detail}});

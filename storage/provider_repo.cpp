@@ -15,23 +15,21 @@ using core::Result;
 using detail::exec;
 using detail::Statement;
 
-#define PROVIDER_COLUMNS                                                                  \
+#define PROVIDER_COLUMNS                                                                       \
   "id::text, name, kind, base_url, coalesce(api_key_enc, ''), coalesce(api_key_preview, ''), " \
   "is_active, " LLMGW_SQL_TS("created_at") ", " LLMGW_SQL_TS("updated_at")
 
-constexpr Statement kInsert{
-    "provider_insert",
-    "INSERT INTO providers (name, kind, base_url, api_key_enc, api_key_preview)"
-    " VALUES ($1, $2, $3, nullif($4, ''), nullif($5, ''))"
-    " RETURNING " PROVIDER_COLUMNS};
+constexpr Statement kInsert{"provider_insert",
+                            "INSERT INTO providers (name, kind, base_url, api_key_enc, api_key_preview)"
+                            " VALUES ($1, $2, $3, nullif($4, ''), nullif($5, ''))"
+                            " RETURNING " PROVIDER_COLUMNS};
 
-constexpr Statement kList{
-    "provider_list",
-    "SELECT " PROVIDER_COLUMNS " FROM providers WHERE deleted_at IS NULL ORDER BY created_at, id"};
+constexpr Statement kList{"provider_list",
+                          "SELECT " PROVIDER_COLUMNS
+                          " FROM providers WHERE deleted_at IS NULL ORDER BY created_at, id"};
 
-constexpr Statement kGet{
-    "provider_get",
-    "SELECT " PROVIDER_COLUMNS " FROM providers WHERE id = $1 AND deleted_at IS NULL"};
+constexpr Statement kGet{"provider_get",
+                         "SELECT " PROVIDER_COLUMNS " FROM providers WHERE id = $1 AND deleted_at IS NULL"};
 
 // NULL parameter = leave the column alone; '' for a key = remove it.
 constexpr Statement kUpdate{
@@ -49,27 +47,24 @@ constexpr Statement kUpdate{
 
 // Row lock first: model create / update take FOR SHARE on the provider, so no model can attach to
 // it between the count below and the soft delete.
-constexpr Statement kLockLive{
-    "provider_lock_live",
-    "SELECT 1 FROM providers WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"};
+constexpr Statement kLockLive{"provider_lock_live",
+                              "SELECT 1 FROM providers WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"};
 
 constexpr Statement kLiveModels{
     "provider_live_models",
     "SELECT name FROM models WHERE provider_id = $1 AND deleted_at IS NULL ORDER BY name FOR UPDATE"};
 
-constexpr Statement kDeactivateModels{
-    "provider_deactivate_models",
-    "UPDATE models SET is_active = false, updated_at = now()"
-    " WHERE provider_id = $1 AND deleted_at IS NULL AND is_active"};
+constexpr Statement kDeactivateModels{"provider_deactivate_models",
+                                      "UPDATE models SET is_active = false, updated_at = now()"
+                                      " WHERE provider_id = $1 AND deleted_at IS NULL AND is_active"};
 
 constexpr Statement kSoftDelete{
     "provider_soft_delete",
     "UPDATE providers SET deleted_at = now(), is_active = false, updated_at = now() WHERE id = $1"};
 
-constexpr Statement kSecret{
-    "provider_secret",
-    "SELECT coalesce(api_key_enc, '') FROM providers"
-    " WHERE id = $1 AND deleted_at IS NULL AND is_active"};
+constexpr Statement kSecret{"provider_secret",
+                            "SELECT coalesce(api_key_enc, '') FROM providers"
+                            " WHERE id = $1 AND deleted_at IS NULL AND is_active"};
 
 #undef PROVIDER_COLUMNS
 
@@ -126,8 +121,7 @@ boost::asio::awaitable<Result<Provider>> ProviderRepo::get(std::string id) {
   co_return co_await db_.run<Provider>(std::move(select));
 }
 
-boost::asio::awaitable<Result<Provider>> ProviderRepo::update(std::string id,
-                                                              core::ProviderPatch patch) {
+boost::asio::awaitable<Result<Provider>> ProviderRepo::update(std::string id, core::ProviderPatch patch) {
   const std::string name = patch.name.value_or("");
   auto change = [id = std::move(id), p = std::move(patch)](pqxx::connection& c) -> Result<Provider> {
     pqxx::nontransaction tx(c);
@@ -140,8 +134,7 @@ boost::asio::awaitable<Result<Provider>> ProviderRepo::update(std::string id,
   co_return detail::explain_conflict(std::move(result), duplicate_name(name), "name");
 }
 
-boost::asio::awaitable<Result<std::vector<std::string>>> ProviderRepo::remove(std::string id,
-                                                                              bool force) {
+boost::asio::awaitable<Result<std::vector<std::string>>> ProviderRepo::remove(std::string id, bool force) {
   auto soft_delete = [id = std::move(id), force](pqxx::connection& c) -> Result<std::vector<std::string>> {
     pqxx::work tx(c);
     if (exec(tx, kLockLive, id).empty()) return core::errc::not_found;

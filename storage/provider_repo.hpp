@@ -24,8 +24,7 @@ class ProviderRepo {
   boost::asio::awaitable<core::Result<core::Provider>> get(std::string id);
   // Only the fields set in the patch change (one statement); updated_at is bumped. Setting
   // api_key_enc / api_key_preview to "" clears them. Duplicate name -> conflict.
-  boost::asio::awaitable<core::Result<core::Provider>> update(std::string id,
-                                                              core::ProviderPatch patch);
+  boost::asio::awaitable<core::Result<core::Provider>> update(std::string id, core::ProviderPatch patch);
   // Soft delete (deleted_at = now(), is_active = false). When live models use the provider:
   // !force -> conflict "provider is used by N model(s)"; force -> those models are deactivated.
   // Returns the names of the live models that used it, so the caller can drop their routes.

@@ -13,10 +13,10 @@ using core::Route;
 using detail::exec;
 using detail::Statement;
 
-#define ROUTE_SELECT                                                                       \
-  "SELECT m.id::text, m.name, p.id::text, p.kind, p.base_url,"                             \
-  " coalesce(m.provider_model_name, m.name)"                                               \
-  " FROM models m JOIN providers p ON p.id = m.provider_id"                                \
+#define ROUTE_SELECT                                           \
+  "SELECT m.id::text, m.name, p.id::text, p.kind, p.base_url," \
+  " coalesce(m.provider_model_name, m.name)"                   \
+  " FROM models m JOIN providers p ON p.id = m.provider_id"    \
   " WHERE m.deleted_at IS NULL AND m.is_active AND p.deleted_at IS NULL AND p.is_active"
 
 // Served by the partial unique index on models(name).

@@ -16,7 +16,8 @@ std::string chat_body(int messages) {
   for (int i = 0; i < messages; ++i) {
     if (i) b += ',';
     b += R"({"role":"user","content":"Explain the difference between TCP and UDP in two sentences, )"
-         R"(with an example \u00e9 of each. Message )" + std::to_string(i) + R"("})";
+         R"(with an example \u00e9 of each. Message )" +
+         std::to_string(i) + R"("})";
   }
   b += "]}";
   return b;
@@ -33,15 +34,19 @@ double ns_per_op(F f, int iterations) {
 }
 
 void run(const char* label, const std::string& body, int iterations) {
-  const double splice = ns_per_op([&] {
-    auto info = core::inspect_inference_body(body);
-    return core::rewrite_model(body, *info, "gpt-4o-2024-08-06").size();
-  }, iterations);
-  const double dom = ns_per_op([&] {
-    auto v = boost::json::parse(body);
-    v.as_object()["model"] = "gpt-4o-2024-08-06";
-    return boost::json::serialize(v).size();
-  }, iterations);
+  const double splice = ns_per_op(
+      [&] {
+        auto info = core::inspect_inference_body(body);
+        return core::rewrite_model(body, *info, "gpt-4o-2024-08-06").size();
+      },
+      iterations);
+  const double dom = ns_per_op(
+      [&] {
+        auto v = boost::json::parse(body);
+        v.as_object()["model"] = "gpt-4o-2024-08-06";
+        return boost::json::serialize(v).size();
+      },
+      iterations);
   std::printf("| %-28s | %8zu | %10.0f | %10.0f | %5.1fx |\n", label, body.size(), splice, dom, dom / splice);
 }
 

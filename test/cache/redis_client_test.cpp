@@ -152,8 +152,16 @@ using Args = std::vector<std::string>;
 
 // Catch's macros repeat their argument in an unevaluated branch, and GCC 12 still runs a co_await found
 // there (each command would run three times), so an awaited condition is stored before it is checked.
-#define CO_REQUIRE(...) do { const bool co_ok_ = static_cast<bool>(__VA_ARGS__); REQUIRE(co_ok_); } while (0)
-#define CO_CHECK(...) do { const bool co_ok_ = static_cast<bool>(__VA_ARGS__); CHECK(co_ok_); } while (0)
+#define CO_REQUIRE(...)                                 \
+  do {                                                  \
+    const bool co_ok_ = static_cast<bool>(__VA_ARGS__); \
+    REQUIRE(co_ok_);                                    \
+  } while (0)
+#define CO_CHECK(...)                                   \
+  do {                                                  \
+    const bool co_ok_ = static_cast<bool>(__VA_ARGS__); \
+    CHECK(co_ok_);                                      \
+  } while (0)
 
 // GCC 12 rejects or miscompiles an initializer list (of std::string) inside a co_await expression, so the
 // argument vector is built here, in a plain function that returns the awaitable.
@@ -232,7 +240,8 @@ TEST_CASE("pipelined replies stay in order") {
     CO_REQUIRE(co_await c.wait_connected(2s));
 
     std::vector<Args> cmds;
-    for (int i = 0; i < 1000; ++i) cmds.push_back(i % 2 ? Args{"INCR", "counter"} : Args{"ECHO", std::to_string(i)});
+    for (int i = 0; i < 1000; ++i)
+      cmds.push_back(i % 2 ? Args{"INCR", "counter"} : Args{"ECHO", std::to_string(i)});
     auto replies = co_await c.pipeline(std::move(cmds));
     REQUIRE(replies);
     REQUIRE(replies->size() == 1000);

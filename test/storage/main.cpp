@@ -13,7 +13,9 @@ namespace {
 std::unique_ptr<test::TempPostgres> g_postgres;
 }
 
-test::TempPostgres& test::postgres() { return *g_postgres; }
+test::TempPostgres& test::postgres() {
+  return *g_postgres;
+}
 
 int main(int argc, char* argv[]) {
   Catch::Session session;
@@ -33,4 +35,6 @@ int main(int argc, char* argv[]) {
 
 // libpqxx 6.4 leaks one PGresult when a query hits a connection the server has closed (the
 // outage test does that on purpose); keep LeakSanitizer builds about our own code.
-extern "C" const char* __lsan_default_suppressions() { return "leak:libpqxx\n"; }
+extern "C" const char* __lsan_default_suppressions() {
+  return "leak:libpqxx\n";
+}

@@ -52,7 +52,9 @@ bool is_rfc3339_utc_us(const std::string& s) {
   return std::regex_match(s, re);
 }
 
-errc code_of(const core::Status& s) { return s ? errc::ok : s.error().code; }
+errc code_of(const core::Status& s) {
+  return s ? errc::ok : s.error().code;
+}
 
 template <class T>
 errc code_of(const core::Result<T>& r) {
@@ -61,16 +63,16 @@ errc code_of(const core::Result<T>& r) {
 
 // Never write co_await inside a Catch2 macro: GCC 12 mishandles the temporaries of its expression
 // templates across the suspension (the assertion silently sees garbage). Await first, then check.
-#define CHECK_CODE(expr, expected)            \
-  do {                                        \
+#define CHECK_CODE(expr, expected)             \
+  do {                                         \
     const errc code_ = code_of(co_await expr); \
-    CHECK(code_ == (expected));               \
+    CHECK(code_ == (expected));                \
   } while (false)
 #define CHECK_OK(expr) CHECK_CODE(expr, errc::ok)
-#define REQUIRE_OK(expr)                      \
-  do {                                        \
+#define REQUIRE_OK(expr)                       \
+  do {                                         \
     const errc code_ = code_of(co_await expr); \
-    REQUIRE(code_ == errc::ok);               \
+    REQUIRE(code_ == errc::ok);                \
   } while (false)
 
 awaitable<void> sleep_for(std::chrono::milliseconds d) {
@@ -211,8 +213,7 @@ TEST_CASE("repositories use named statements, prepared once per connection", "[d
     for (int i = 0; i < 3; ++i) CHECK_CODE(providers.get(kMissingId), errc::not_found);
     auto count = [](pqxx::connection& c) -> core::Result<int> {
       pqxx::nontransaction tx(c);
-      return tx.exec1("SELECT count(*) FROM pg_prepared_statements WHERE name = 'provider_get'")[0]
-          .as<int>();
+      return tx.exec1("SELECT count(*) FROM pg_prepared_statements WHERE name = 'provider_get'")[0].as<int>();
     };
     const auto prepared = co_await db->run<int>(count);
     REQUIRE(prepared.has_value());
@@ -260,7 +261,7 @@ TEST_CASE("a full queue answers overloaded at once; a stopped Db answers shuttin
       codes.push_back(code_of(status));
     };
     boost::asio::co_spawn(executor, one(), boost::asio::detached);  // runs
-    while (started == 0) co_await sleep_for(10ms);  // the only thread is now busy
+    while (started == 0) co_await sleep_for(10ms);                  // the only thread is now busy
     boost::asio::co_spawn(executor, one(), boost::asio::detached);  // waits in the queue
     boost::asio::co_spawn(executor, one(), boost::asio::detached);  // no room
     while (codes.size() < 3) co_await sleep_for(20ms);
@@ -270,9 +271,7 @@ TEST_CASE("a full queue answers overloaded at once; a stopped Db answers shuttin
 
   db->stop();
   db->stop();  // idempotent
-  auto after_stop = [&]() -> awaitable<void> {
-    CHECK_CODE(db->ping(), errc::shutting_down);
-  };
+  auto after_stop = [&]() -> awaitable<void> { CHECK_CODE(db->ping(), errc::shutting_down); };
   test::run_async(after_stop);
 }
 
@@ -321,8 +320,8 @@ TEST_CASE("ProviderRepo: create, read, update, soft delete", "[providers]") {
     auto renamed = co_await providers.update(p.id, rename);
     REQUIRE(renamed.has_value());
     CHECK(renamed->name == "openai-eu");
-    CHECK(renamed->kind == "openai");        // untouched
-    CHECK(renamed->api_key_enc == "ENC");    // untouched
+    CHECK(renamed->kind == "openai");      // untouched
+    CHECK(renamed->api_key_enc == "ENC");  // untouched
     CHECK(renamed->updated_at > p.updated_at);
     CHECK(renamed->created_at == p.created_at);
 

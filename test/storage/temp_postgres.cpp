@@ -75,8 +75,7 @@ std::string slurp(const fs::path& p) {
 
 void must_run(const std::vector<std::string>& argv, const fs::path& log) {
   if (run_command(argv, log) != 0) {
-    throw std::runtime_error("command failed: " + argv.front() + " ... (" + argv.back() + ")\n" +
-                             slurp(log));
+    throw std::runtime_error("command failed: " + argv.front() + " ... (" + argv.back() + ")\n" + slurp(log));
   }
 }
 
@@ -110,8 +109,8 @@ TempPostgres::TempPostgres() {
   }
   spawn_guardian();
   port_ = free_port();
-  must_run(as_postgres({tool("initdb"), "--auth=trust", "-U", "postgres", "-E", "UTF8",
-                        "--no-sync", "-D", data_.string()}),
+  must_run(as_postgres({tool("initdb"), "--auth=trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "-D",
+                        data_.string()}),
            dir_ / "initdb.log");
   // Appending keeps the file's owner; a throw-away cluster needs no durability.
   std::ofstream conf(data_ / "postgresql.conf", std::ios::app);
@@ -151,9 +150,8 @@ void TempPostgres::spawn_guardian() {
     // keep stopping and deleting for a few seconds until nothing comes back.
     for (int attempt = 0; attempt < 20; ++attempt) {
       if (fs::exists(data_ / "postmaster.pid")) {
-        run_command(
-            as_postgres({tool("pg_ctl"), "-D", data_.string(), "-m", "immediate", "-w", "stop"}),
-            "/dev/null");
+        run_command(as_postgres({tool("pg_ctl"), "-D", data_.string(), "-m", "immediate", "-w", "stop"}),
+                    "/dev/null");
       }
       std::error_code ec;
       fs::remove_all(dir_, ec);
@@ -169,8 +167,8 @@ void TempPostgres::spawn_guardian() {
 
 void TempPostgres::start() {
   if (running_) return;
-  must_run(as_postgres({tool("pg_ctl"), "-D", data_.string(), "-l", (dir_ / "server.log").string(),
-                        "-w", "-t", "60", "start"}),
+  must_run(as_postgres({tool("pg_ctl"), "-D", data_.string(), "-l", (dir_ / "server.log").string(), "-w",
+                        "-t", "60", "start"}),
            dir_ / "pg_ctl.log");
   running_ = true;
 }

@@ -2,9 +2,9 @@
 // A private PostgreSQL server for one test run: initdb in a temp dir, listening on a free port of
 // 127.0.0.1, trust auth, no unix socket. The destructor stops it and deletes the dir; a guardian
 // child process does the same if the test binary dies without unwinding (crash, SIGKILL).
+#include <sys/types.h>
 #include <filesystem>
 #include <string>
-#include <sys/types.h>
 
 namespace test {
 

@@ -15,7 +15,9 @@ namespace test {
 TempPostgres& postgres();
 
 // Database "llmgw", migrated once by main.cpp.
-inline std::string db_url() { return postgres().url("llmgw"); }
+inline std::string db_url() {
+  return postgres().url("llmgw");
+}
 
 // Runs body() as a coroutine on a fresh io_context until it finishes; rethrows what it threw
 // (including Catch2's REQUIRE failures).

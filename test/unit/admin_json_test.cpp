@@ -6,7 +6,8 @@
 using core::errc;
 
 TEST_CASE("admin json: provider create") {
-  auto r = core::parse_provider_create(R"({"name":"oa","kind":"openai","api_key":"sk-x","base_url":"http://127.0.0.1:9/v1/"})");
+  auto r = core::parse_provider_create(
+      R"({"name":"oa","kind":"openai","api_key":"sk-x","base_url":"http://127.0.0.1:9/v1/"})");
   REQUIRE(r);
   CHECK(r->name == "oa");
   CHECK(r->base_url == "http://127.0.0.1:9/v1");

@@ -17,8 +17,7 @@ std::variant<core::Config, core::ConfigErrors> parse(const Env& env) {
 }
 
 Env minimal() {
-  return {{"ADMIN_KEY", "0123456789abcdef"},
-          {"ENCRYPTION_KEY", std::string(64, 'a')}};
+  return {{"ADMIN_KEY", "0123456789abcdef"}, {"ENCRYPTION_KEY", std::string(64, 'a')}};
 }
 
 std::string all_errors(const std::variant<core::Config, core::ConfigErrors>& r) {
@@ -65,7 +64,8 @@ TEST_CASE("config: every bad value is reported, naming the variable") {
   REQUIRE(std::holds_alternative<core::ConfigErrors>(r));
   CHECK(std::get<core::ConfigErrors>(r).messages.size() == 6);
   const auto text = all_errors(r);
-  for (auto name : {"LISTEN_ADDR", "HEADER_TIMEOUT", "MAX_BODY_BYTES", "LOG_LEVEL", "ENCRYPTION_KEY", "REDIS_URL"})
+  for (auto name :
+       {"LISTEN_ADDR", "HEADER_TIMEOUT", "MAX_BODY_BYTES", "LOG_LEVEL", "ENCRYPTION_KEY", "REDIS_URL"})
     CHECK_THAT(text, Catch::Contains(name));
 }
 

@@ -31,8 +31,8 @@ TEST_CASE("errors: OpenAI shape with null param by default") {
 }
 
 TEST_CASE("errors: custom message and param are kept") {
-  auto v = boost::json::parse(
-      core::render_openai_error({core::errc::invalid_request, "You must provide a model parameter.", "model"}));
+  auto v = boost::json::parse(core::render_openai_error(
+      {core::errc::invalid_request, "You must provide a model parameter.", "model"}));
   CHECK(v.at("error").at("param") == "model");
   CHECK(v.at("error").at("message") == "You must provide a model parameter.");
   CHECK(v.at("error").at("code") == "invalid_request");

@@ -1,5 +1,5 @@
-#include "core/encoding.hpp"
 #include "core/keys.hpp"
+#include "core/encoding.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -12,7 +12,7 @@ TEST_CASE("keys: sk- + UUIDv4 format, unique") {
     REQUIRE(k.size() == 39);
     CHECK(k.rfind("sk-", 0) == 0);
     CHECK(core::is_uuid(k.substr(3)));
-    CHECK(k[3 + 14] == '4');                                   // version
+    CHECK(k[3 + 14] == '4');                                          // version
     CHECK(std::string("89ab").find(k[3 + 19]) != std::string::npos);  // variant
     seen.insert(k);
   }
