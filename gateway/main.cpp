@@ -31,18 +31,27 @@ cache::RedisOptions redis_options(const core::Config& cfg) {
   return o;
 }
 
+volatile std::sig_atomic_t g_stop_requested = 0;
+extern "C" void request_stop(int) { g_stop_requested = 1; }
+
+enum class Migration { applied, failed, stopped };
+
 // PostgreSQL may still be starting (a pod and its database come up together): retry for a while.
-bool migrate_with_retry(storage::Db& db) {
+// SIGTERM while waiting ends the process cleanly (the io_context's signal_set is not there yet).
+Migration migrate_with_retry(storage::Db& db) {
+  std::signal(SIGTERM, request_stop);
+  std::signal(SIGINT, request_stop);
   const auto give_up = Clock::now() + std::chrono::seconds(30);
   for (;;) {
     auto s = db.migrate();
-    if (s) return true;
+    if (s) return Migration::applied;
     if (s.error().code != core::errc::db_unavailable || Clock::now() > give_up) {
       log::error("database migration failed", {{"error", core::to_string(s.error().code)}});
-      return false;
+      return Migration::failed;
     }
     log::warn("database not reachable yet, retrying");
-    std::this_thread::sleep_for(std::chrono::seconds(1));
+    for (int i = 0; i < 10 && !g_stop_requested; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (g_stop_requested) return Migration::stopped;
   }
 }
 
@@ -74,7 +83,11 @@ int run(const core::Config& cfg) {
   std::signal(SIGPIPE, SIG_IGN);
   storage::Db db({cfg.database_url, cfg.db_pool_size, 1024,
                   std::chrono::duration_cast<std::chrono::milliseconds>(cfg.db_timeout), 3});
-  if (!migrate_with_retry(db)) return 1;
+  switch (migrate_with_retry(db)) {
+    case Migration::applied: break;
+    case Migration::failed: return 1;
+    case Migration::stopped: log::info("stopped before start-up completed"); return 0;
+  }
 
   auto tls = make_client_tls(cfg);
   if (!tls) {

@@ -20,6 +20,7 @@ namespace {
 using core::errc;
 constexpr std::size_t kChunk = 64 * 1024;
 constexpr std::uint32_t kUpstreamHeaderLimit = 64 * 1024;
+constexpr auto kStaleConnectionWindow = std::chrono::milliseconds(250);
 
 bool is_timeout(const beast::error_code& ec) {
   return ec == beast::error::timeout;
@@ -54,12 +55,16 @@ net::awaitable<RelayResult> relay_on(Stream& up, bool reused, RelayRequest& rq) 
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(boost::none);  // streamed, never stored
   parser.header_limit(kUpstreamHeaderLimit);
+  const auto sent_at = Clock::now();
   auto [hec, hn] = co_await http::async_read_header(up, upbuf, parser, use_tuple);
   if (hec) {
     r.error = is_timeout(hec)             ? errc::upstream_timeout
               : closed_before_answer(hec) ? errc::upstream_unavailable
                                           : errc::upstream_protocol;
-    r.retry_on_fresh = reused && closed_before_answer(hec);
+    // A pooled connection the provider had already closed fails at once; one that dies later may
+    // have been working on the request, and a POST must not run twice.
+    r.retry_on_fresh = reused && closed_before_answer(hec) && upbuf.size() == 0 &&
+                       Clock::now() - sent_at < kStaleConnectionWindow;
     co_return r;
   }
 

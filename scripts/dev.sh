@@ -23,7 +23,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-pg_start "$state" "$pg_port"
+PG_DURABLE=1 pg_start "$state" "$pg_port"
 redis_start "$state" "$redis_port"
 
 # Secrets persist across runs so stored provider keys stay readable.

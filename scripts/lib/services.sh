@@ -69,9 +69,11 @@ pg_start() {
       || { _svc_err "initdb failed:"; cat "$dir/initdb.log" >&2; return 1; }
   fi
   if ! _pg_running "$dir"; then
-    # Durability off: these clusters are disposable and fsync dominates test time.
-    _pg_run "$dir" "$bin/pg_ctl" -D "$dir/pg" -l "$dir/pg.log" -w -t 30 -o \
-      "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    # Durability off for tests (disposable clusters; fsync dominates test time); PG_DURABLE=1 keeps
+    # it on for data that should survive a crash (scripts/dev.sh).
+    local opts="-c listen_addresses=127.0.0.1 -p $port -k $dir"
+    [[ "${PG_DURABLE:-0}" == 1 ]] || opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    _pg_run "$dir" "$bin/pg_ctl" -D "$dir/pg" -l "$dir/pg.log" -w -t 30 -o "$opts" \
       start >/dev/null \
       || { _svc_err "pg_ctl start failed:"; tail -n 30 "$dir/pg.log" >&2; return 1; }
   fi
