@@ -7,6 +7,8 @@
 #include <openssl/rand.h>
 
 #include <array>
+#include <cstdint>
+#include <cstring>
 #include <stdexcept>
 
 namespace core {
@@ -18,6 +20,30 @@ std::string generate_uuid_v4() {
   b[6] = (b[6] & 0x0f) | 0x40;                      // version 4
   b[8] = (b[8] & 0x3f) | 0x80;                      // RFC 4122 variant
   std::string hex = hex_encode({reinterpret_cast<const char*>(b.data()), b.size()});
+  return hex.substr(0, 8) + '-' + hex.substr(8, 4) + '-' + hex.substr(12, 4) + '-' + hex.substr(16, 4) + '-' +
+         hex.substr(20);
+}
+
+std::string generate_request_id() {
+  // splitmix64 over a random 64-bit start: distinct outputs for 2^64 calls per thread.
+  thread_local std::uint64_t state = [] {
+    std::uint64_t seed = 0;
+    RAND_bytes(reinterpret_cast<unsigned char*>(&seed), sizeof seed);
+    return seed;
+  }();
+  auto next = [] {
+    std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  };
+  std::array<unsigned char, 16> b{};
+  const std::uint64_t hi = next(), lo = next();
+  std::memcpy(b.data(), &hi, 8);
+  std::memcpy(b.data() + 8, &lo, 8);
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const std::string hex = hex_encode({reinterpret_cast<const char*>(b.data()), b.size()});
   return hex.substr(0, 8) + '-' + hex.substr(8, 4) + '-' + hex.substr(12, 4) + '-' + hex.substr(16, 4) + '-' +
          hex.substr(20);
 }

@@ -7,8 +7,11 @@ namespace core {
 
 // "sk-" + a random (CSPRNG) UUIDv4, e.g. sk-3f1c9a4e-8b2d-4c6f-9a1e-2b3c4d5e6f70
 std::string generate_user_key();
-// Random UUIDv4 text.
+// Random UUIDv4 text (CSPRNG).
 std::string generate_uuid_v4();
+// UUIDv4-shaped id for requests: unique, not secret. A per-thread generator seeded once from the
+// CSPRNG, so the hot path makes no RAND_bytes call (OpenSSL's fork check costs a getpid per call).
+std::string generate_request_id();
 bool is_uuid(std::string_view text) noexcept;
 
 // Lower-case hex SHA-256.

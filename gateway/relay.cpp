@@ -6,13 +6,15 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/buffer_body.hpp>
-#include <boost/beast/http/chunk_encode.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
 #include <array>
+#include <span>
+
+#include <fmt/format.h>
 
 namespace gw {
 namespace {
@@ -20,6 +22,7 @@ namespace {
 using core::errc;
 constexpr std::size_t kChunk = 64 * 1024;
 constexpr std::uint32_t kUpstreamHeaderLimit = 64 * 1024;
+constexpr std::size_t kReadBuffer = 16 * 1024;
 constexpr auto kStaleConnectionWindow = std::chrono::milliseconds(250);
 
 bool is_timeout(const beast::error_code& ec) {
@@ -38,6 +41,60 @@ bool starts_with_ci(std::string_view s, std::string_view prefix) {
   return true;
 }
 
+// The response head as bytes, so it can share one write with the first body bytes.
+std::string serialize_head(const http::response<http::empty_body>& head) {
+  std::string out = fmt::format("HTTP/{}.{} {} {}\r\n", head.version() / 10, head.version() % 10,
+                                head.result_int(), std::string_view(head.reason()));
+  for (const auto& f : head) {
+    out.append(f.name_string()).append(": ").append(f.value()).append("\r\n");
+  }
+  out.append("\r\n");
+  return out;
+}
+
+// Feeds body bytes already read along with the header to the parser, without I/O. Returns how many
+// body bytes landed in buf.
+template <std::size_t N>
+std::size_t parse_buffered(http::response_parser<http::buffer_body>& parser, beast::flat_buffer& in,
+                           std::array<char, N>& buf) {
+  parser.get().body().data = buf.data();
+  parser.get().body().size = buf.size();
+  while (in.size() > 0 && !parser.is_done() && parser.get().body().size > 0) {
+    beast::error_code ec;
+    const std::size_t used = parser.put(in.data(), ec);
+    in.consume(used);
+    if (ec || used == 0) break;  // need more bytes, a full buffer, or an error the next read reports
+  }
+  return buf.size() - parser.get().body().size;
+}
+
+// Up to one write's worth of buffers: head, chunk framing, data, last chunk.
+class OutBuffers {
+ public:
+  void add(std::string_view s) {
+    if (!s.empty()) bufs_[count_++] = net::buffer(s.data(), s.size());
+  }
+  void add_body(std::string_view data, bool chunked, bool last_chunk) {
+    if (!data.empty()) {
+      if (chunked) {
+        const auto len = fmt::format_to_n(size_line_, sizeof size_line_, "{:x}\r\n", data.size()).size;
+        add({size_line_, len});
+        add(data);
+        add("\r\n");
+      } else {
+        add(data);
+      }
+    }
+    if (last_chunk) add("0\r\n\r\n");
+  }
+  std::span<const net::const_buffer> view() const { return {bufs_.data(), count_}; }
+
+ private:
+  std::array<net::const_buffer, 5> bufs_;
+  std::size_t count_ = 0;
+  char size_line_[24];
+};
+
 template <class Stream>
 net::awaitable<RelayResult> relay_on(Stream& up, bool reused, RelayRequest& rq) {
   RelayResult r;
@@ -52,6 +109,7 @@ net::awaitable<RelayResult> relay_on(Stream& up, bool reused, RelayRequest& rq) 
     co_return r;
   }
   beast::flat_buffer upbuf;
+  upbuf.reserve(kReadBuffer);  // an empty flat_buffer reads 512 bytes at a time
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(boost::none);  // streamed, never stored
   parser.header_limit(kUpstreamHeaderLimit);
@@ -97,46 +155,36 @@ net::awaitable<RelayResult> relay_on(Stream& up, bool reused, RelayRequest& rq) 
     chunked = true;
   }  // else: HTTP/1.0, the body ends when the connection closes
   head.keep_alive(rq.client_keep_alive);
-  http::response_serializer<http::empty_body> sr{head};
-  rq.client.expires_after(to_steady(rq.cfg.upstream_idle_timeout));
-  auto [cec, cn] = co_await http::async_write_header(rq.client, sr, use_tuple);
   r.status = status;
-  if (cec) {
-    r.client_gone = true;
-    co_return r;
-  }
-  r.responded = true;
 
-  // 3. Body: each upstream read goes out as soon as it arrives.
+  // 3. Body: each upstream read goes out as soon as it arrives. The header waits only for body
+  // bytes that are already here (parsed without I/O), so a small response costs one write.
+  const std::string header = serialize_head(head);
+  bool header_sent = false;
   std::array<char, kChunk> buf;
-  while (!parser.is_done()) {
+  std::size_t n = parse_buffered(parser, upbuf, buf);
+  for (;;) {
+    const bool done = parser.is_done();
+    if (!header_sent || n > 0 || done) {
+      OutBuffers out;
+      if (!header_sent) out.add(header);
+      out.add_body({buf.data(), n}, chunked, done && chunked);
+      rq.client.expires_after(to_steady(rq.cfg.upstream_idle_timeout));
+      auto [xec, xn] = co_await net::async_write(rq.client, out.view(), use_tuple);
+      if (xec) {
+        r.client_gone = true;
+        co_return r;
+      }
+      header_sent = r.responded = true;
+    }
+    if (done) break;
     parser.get().body().data = buf.data();
     parser.get().body().size = buf.size();
     up_tcp.expires_after(to_steady(rq.cfg.upstream_idle_timeout));
     auto [rec, rn] = co_await http::async_read_some(up, upbuf, parser, use_tuple);
     if (rec == http::error::need_buffer) rec = {};
     if (rec) co_return r;  // upstream died or went idle: the caller closes the client connection
-    const std::size_t n = buf.size() - parser.get().body().size;
-    if (n == 0) continue;
-    rq.client.expires_after(to_steady(rq.cfg.upstream_idle_timeout));
-    beast::error_code xec;
-    if (chunked)
-      std::tie(xec, std::ignore) =
-          co_await net::async_write(rq.client, http::make_chunk(net::buffer(buf.data(), n)), use_tuple);
-    else
-      std::tie(xec, std::ignore) =
-          co_await net::async_write(rq.client, net::buffer(buf.data(), n), use_tuple);
-    if (xec) {
-      r.client_gone = true;
-      co_return r;
-    }
-  }
-  if (chunked) {
-    auto [lec, ln] = co_await net::async_write(rq.client, http::make_chunk_last(), use_tuple);
-    if (lec) {
-      r.client_gone = true;
-      co_return r;
-    }
+    n = buf.size() - parser.get().body().size;
   }
   rq.client.expires_never();
   r.complete = true;

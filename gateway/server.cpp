@@ -64,7 +64,7 @@ net::awaitable<void> reject(App& app, beast::tcp_stream& stream, core::Error err
   Request dummy{http::verb::unknown, "/", 11};
   Response res = error_response(dummy, err);
   res.keep_alive(false);
-  res.set("X-Request-Id", core::generate_uuid_v4());
+  res.set("X-Request-Id", core::generate_request_id());
   stream.expires_after(to_steady(app.cfg.body_timeout));
   co_await http::async_write(stream, res, use_tuple);
   if (linger) co_await lingering_close(stream);
@@ -86,6 +86,7 @@ net::awaitable<void> session(App& app, tcp::socket socket) {
   } unregister{app, registration};
 
   beast::flat_buffer buffer;
+  buffer.reserve(16 * 1024);  // an empty flat_buffer reads 512 bytes at a time
   bool first = true;
   while (!app.draining) {
     http::request_parser<http::string_body> parser;
@@ -146,7 +147,7 @@ net::awaitable<void> session(App& app, tcp::socket socket) {
     Exchange ex{req, stream, entry};
     const auto client_id = req["X-Request-Id"];
     ex.client_sent_request_id = usable_request_id(client_id);
-    ex.request_id = ex.client_sent_request_id ? std::string(client_id) : core::generate_uuid_v4();
+    ex.request_id = ex.client_sent_request_id ? std::string(client_id) : core::generate_request_id();
     ex.keep_alive = req.keep_alive();
 
     Response res = co_await dispatch(app, ex);

@@ -62,3 +62,13 @@ TEST_CASE("encoding: hex and base64 round trips") {
   CHECK_FALSE(core::base64_decode("a$bc"));
   CHECK_FALSE(core::hex_decode("abz0"));
 }
+
+TEST_CASE("keys: request ids are UUID-shaped and distinct") {
+  std::set<std::string> seen;
+  for (int i = 0; i < 10000; ++i) {
+    auto id = core::generate_request_id();
+    REQUIRE(core::is_uuid(id));
+    seen.insert(std::move(id));
+  }
+  CHECK(seen.size() == 10000);
+}
