@@ -3,6 +3,7 @@
 #include "cache/redis_client.hpp"
 #include "cache/stores.hpp"
 #include "core/config.hpp"
+#include "gateway/buffer_pool.hpp"
 #include "gateway/http.hpp"
 #include "gateway/local_cache.hpp"
 #include "storage/db.hpp"
@@ -34,6 +35,7 @@ struct App {
   cache::Stores stores;
   LocalCaches local;
   UpstreamPool& upstream;
+  BufferPool buffers;
   Clock::time_point started = Clock::now();
 
   bool draining = false;

@@ -20,7 +20,6 @@ namespace gw {
 namespace {
 
 using core::errc;
-constexpr std::size_t kChunk = 64 * 1024;
 constexpr std::uint32_t kUpstreamHeaderLimit = 64 * 1024;
 constexpr std::size_t kReadBuffer = 16 * 1024;
 constexpr auto kStaleConnectionWindow = std::chrono::milliseconds(250);
@@ -161,7 +160,8 @@ net::awaitable<RelayResult> relay_on(Stream& up, bool reused, RelayRequest& rq) 
   // bytes that are already here (parsed without I/O), so a small response costs one write.
   const std::string header = serialize_head(head);
   bool header_sent = false;
-  std::array<char, kChunk> buf;
+  auto lease = rq.buffers.take();
+  auto& buf = *lease;
   std::size_t n = parse_buffered(parser, upbuf, buf);
   for (;;) {
     const bool done = parser.is_done();

@@ -4,6 +4,7 @@
 // stream, and the next upstream read starts only after the client write finished (back-pressure).
 #include "core/config.hpp"
 #include "core/error.hpp"
+#include "gateway/buffer_pool.hpp"
 #include "gateway/upstream_pool.hpp"
 
 namespace gw {
@@ -16,6 +17,7 @@ struct RelayRequest {
   bool client_keep_alive;
   unsigned client_version;  // 10 or 11: HTTP/1.0 clients get a close-delimited body, never chunks
   const core::Config& cfg;
+  BufferPool& buffers;
   bool relay_done = false;  // set before the relay wakes the client watcher
 };
 
