@@ -3,13 +3,32 @@
 // invalidation message (and entirely whenever the subscription is re-established, since messages
 // may have been missed). Single-threaded: used only from the io_context thread.
 #include "core/domain.hpp"
+#include "core/upstream_target.hpp"
+#include "providers/provider.hpp"
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
 
 namespace gw {
+
+// A route with what the relay derives from it, computed once per cache fill, not per request.
+struct RouteEntry {
+  core::Route route;
+  std::optional<core::UpstreamTarget> target;        // nullopt: base_url unusable
+  const providers::ProviderKind* kind = nullptr;  // nullptr: unknown kind
+};
+using RoutePtr = std::shared_ptr<const RouteEntry>;  // nullptr: no such model
+
+inline RoutePtr make_route_entry(core::Route r) {
+  auto e = std::make_shared<RouteEntry>();
+  if (auto t = core::parse_upstream_target(r.base_url)) e->target = std::move(*t);
+  e->kind = providers::find_kind(r.provider_kind);
+  e->route = std::move(r);
+  return e;
+}
 
 template <class V>
 class TtlMap {
@@ -44,8 +63,8 @@ class TtlMap {
 };
 
 struct LocalCaches {
-  // model name -> route (nullopt = known not to exist, cached briefly against floods)
-  TtlMap<std::optional<core::Route>> routes{10000, std::chrono::seconds(10)};
+  // model name -> route (nullptr = known not to exist, cached briefly against floods)
+  TtlMap<RoutePtr> routes{10000, std::chrono::seconds(10)};
   // key hash -> valid. Saves the Redis round trip on the hot path. The TTL bounds how long a
   // revocation can take on a replica that missed the invalidation message (the promise is 1 s).
   TtlMap<bool> good_keys{10000, std::chrono::milliseconds(900)};

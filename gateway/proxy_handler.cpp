@@ -55,19 +55,25 @@ net::awaitable<core::Status> authenticate(App& app, const Request& req) {
   co_return core::ok();
 }
 
-// In-process map, then the Redis hash, then PostgreSQL.
-net::awaitable<core::Result<std::optional<core::Route>>> find_route(App& app, const std::string& model) {
+// In-process map, then the Redis hash, then PostgreSQL. nullptr: no such (active) model.
+net::awaitable<core::Result<RoutePtr>> find_route(App& app, const std::string& model) {
   if (const auto* hit = app.local.routes.find(model)) co_return *hit;
   auto cached = co_await app.stores.route(model);
   if (cached && *cached) {
-    app.local.routes.put(model, **cached);
-    co_return std::move(*cached);
+    auto entry = make_route_entry(std::move(**cached));
+    app.local.routes.put(model, entry);
+    co_return entry;
   }
   auto stored = co_await app.routes.find(model);
   if (!stored) co_return stored.error();
-  app.local.routes.put(model, *stored);
-  if (cached && *stored) (void)co_await app.stores.put_route(**stored);
-  co_return std::move(*stored);
+  if (!*stored) {
+    app.local.routes.put(model, nullptr);
+    co_return RoutePtr{};
+  }
+  if (cached) (void)co_await app.stores.put_route(**stored);  // Redis answered but had lost it
+  auto entry = make_route_entry(std::move(**stored));
+  app.local.routes.put(model, entry);
+  co_return entry;
 }
 
 // Decrypted provider key, kept in process memory only.
@@ -158,20 +164,17 @@ net::awaitable<Response> v1_proxy(App& app, Exchange& ex) {
   if (!info) co_return error_response(ex.req, info.error());
   ex.model = info->model;
 
-  auto route = co_await find_route(app, info->model);
-  if (!route) co_return error_response(ex.req, route.error());
-  if (!*route) co_return error_response(ex.req, model_not_found(info->model));
-  const core::Route& rt = **route;
-
-  const auto* kind = providers::find_kind(rt.provider_kind);
-  auto target = core::parse_upstream_target(rt.base_url);
-  if (!kind || !target) co_return error_response(ex.req, {errc::internal});
-  auto secret = co_await provider_secret(app, rt.provider_id);
+  auto found = co_await find_route(app, info->model);
+  if (!found) co_return error_response(ex.req, found.error());
+  const RoutePtr entry = std::move(*found);  // keeps the entry alive across suspensions
+  if (!entry) co_return error_response(ex.req, model_not_found(info->model));
+  if (!entry->kind || !entry->target) co_return error_response(ex.req, {errc::internal});
+  auto secret = co_await provider_secret(app, entry->route.provider_id);
   if (!secret) co_return error_response(ex.req, secret.error());
 
-  auto up = upstream_request(ex, *target, *kind, *secret,
-                             core::rewrite_model(ex.req.body(), *info, rt.upstream_model));
-  co_return co_await forward(app, ex, *target, up);
+  auto up = upstream_request(ex, *entry->target, *entry->kind, *secret,
+                             core::rewrite_model(ex.req.body(), *info, entry->route.upstream_model));
+  co_return co_await forward(app, ex, *entry->target, up);
 }
 
 net::awaitable<Response> v1_list_models(App& app, Exchange& ex) {
@@ -191,10 +194,10 @@ net::awaitable<Response> v1_list_models(App& app, Exchange& ex) {
 net::awaitable<Response> v1_get_model(App& app, Exchange& ex) {
   if (auto auth = co_await authenticate(app, ex.req); !auth) co_return error_response(ex.req, auth.error());
   const std::string model(ex.params.get("model"));
-  auto route = co_await find_route(app, model);
-  if (!route) co_return error_response(ex.req, route.error());
-  if (!*route) co_return error_response(ex.req, model_not_found(model));
-  co_return json_response(ex.req, http::status::ok, boost::json::serialize(model_object(**route)));
+  auto found = co_await find_route(app, model);
+  if (!found) co_return error_response(ex.req, found.error());
+  if (!*found) co_return error_response(ex.req, model_not_found(model));
+  co_return json_response(ex.req, http::status::ok, boost::json::serialize(model_object((*found)->route)));
 }
 
 }  // namespace gw
