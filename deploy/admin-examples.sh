@@ -6,11 +6,13 @@ GW=${GATEWAY:-http://127.0.0.1:8080}
 AUTH="Authorization: Bearer ${ADMIN_KEY:?set ADMIN_KEY}"
 J="Content-Type: application/json"
 show() { echo "+ $*" >&2; "$@"; echo; }
+# Unique names, so the script can run again against the same database.
+S=$(date +%s)
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 
 # Providers: kind is openai | openrouter | dashscope | ark; base_url defaults per kind.
 P=$(curl -s -X POST "$GW/admin/providers" -H "$AUTH" -H "$J" \
-      -d '{"name":"openai-main","kind":"openai","api_key":"sk-proj-REPLACE-ME-0000"}')
+      -d "{\"name\":\"openai-$S\",\"kind\":\"openai\",\"api_key\":\"sk-proj-REPLACE-ME-0000\"}")
 echo "$P"; PID=$(echo "$P" | field id)
 show curl -s "$GW/admin/providers" -H "$AUTH"
 show curl -s "$GW/admin/providers/$PID" -H "$AUTH"
@@ -18,7 +20,7 @@ show curl -s -X PUT "$GW/admin/providers/$PID" -H "$AUTH" -H "$J" -d '{"base_url
 
 # Models: public name -> provider + upstream model name (null: the same name).
 M=$(curl -s -X POST "$GW/admin/models" -H "$AUTH" -H "$J" \
-      -d "{\"name\":\"gpt-4o\",\"provider_id\":\"$PID\",\"provider_model_name\":\"gpt-4o-2024-08-06\"}")
+      -d "{\"name\":\"gpt-4o-$S\",\"provider_id\":\"$PID\",\"provider_model_name\":\"gpt-4o-2024-08-06\"}")
 echo "$M"; MID=$(echo "$M" | field id)
 show curl -s "$GW/admin/models" -H "$AUTH"
 show curl -s "$GW/admin/models/$MID" -H "$AUTH"
