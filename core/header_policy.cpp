@@ -1,20 +1,8 @@
 #include "core/header_policy.hpp"
 
+#include "core/ascii.hpp"
+
 namespace core {
-namespace {
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if ((a[i] | 0x20) != (b[i] | 0x20)) return false;
-  return true;
-}
-
-bool istarts_with(std::string_view s, std::string_view prefix) noexcept {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
-}  // namespace
 
 bool forward_to_upstream(std::string_view n) noexcept {
   return iequals(n, "openai-organization") || iequals(n, "openai-project") || iequals(n, "openai-beta") ||

@@ -17,7 +17,7 @@ namespace gw {
 // A route with what the relay derives from it, computed once per cache fill, not per request.
 struct RouteEntry {
   core::Route route;
-  std::optional<core::UpstreamTarget> target;        // nullopt: base_url unusable
+  std::optional<core::UpstreamTarget> target;     // nullopt: base_url unusable
   const providers::ProviderKind* kind = nullptr;  // nullptr: unknown kind
 };
 using RoutePtr = std::shared_ptr<const RouteEntry>;  // nullptr: no such model

@@ -32,7 +32,9 @@ cache::RedisOptions redis_options(const core::Config& cfg) {
 }
 
 volatile std::sig_atomic_t g_stop_requested = 0;
-extern "C" void request_stop(int) { g_stop_requested = 1; }
+extern "C" void request_stop(int) {
+  g_stop_requested = 1;
+}
 
 enum class Migration { applied, failed, stopped };
 
@@ -50,7 +52,8 @@ Migration migrate_with_retry(storage::Db& db) {
       return Migration::failed;
     }
     log::warn("database not reachable yet, retrying");
-    for (int i = 0; i < 10 && !g_stop_requested; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    for (int i = 0; i < 10 && !g_stop_requested; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     if (g_stop_requested) return Migration::stopped;
   }
 }
@@ -84,9 +87,13 @@ int run(const core::Config& cfg) {
   storage::Db db({cfg.database_url, cfg.db_pool_size, 1024,
                   std::chrono::duration_cast<std::chrono::milliseconds>(cfg.db_timeout), 3});
   switch (migrate_with_retry(db)) {
-    case Migration::applied: break;
-    case Migration::failed: return 1;
-    case Migration::stopped: log::info("stopped before start-up completed"); return 0;
+    case Migration::applied:
+      break;
+    case Migration::failed:
+      return 1;
+    case Migration::stopped:
+      log::info("stopped before start-up completed");
+      return 0;
   }
 
   auto tls = make_client_tls(cfg);

@@ -136,7 +136,8 @@ net::awaitable<Response> forward(App& app, Exchange& ex, const core::UpstreamTar
                     ex.client_sent_request_id,
                     ex.keep_alive && !app.draining,
                     ex.req.version() == 10 ? 10u : 11u,
-                    app.cfg, app.buffers};
+                    app.cfg,
+                    app.buffers};
     ex.session.upstream = conn->get();
     const RelayResult r = co_await relay(**conn, rq);
     ex.session.upstream = nullptr;

@@ -1,5 +1,6 @@
 #include "gateway/relay.hpp"
 
+#include "core/ascii.hpp"
 #include "core/header_policy.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -33,21 +34,17 @@ bool closed_before_answer(const beast::error_code& ec) {
          ec == net::error::broken_pipe || ec == net::ssl::error::stream_truncated;
 }
 
-bool starts_with_ci(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i)
-    if ((s[i] | 0x20) != (prefix[i] | 0x20)) return false;
-  return true;
+// "Name: value\r\n" for every field, then the blank line that ends a head.
+void append_fields(std::string& out, const http::fields& fields) {
+  for (const auto& f : fields) out.append(f.name_string()).append(": ").append(f.value()).append("\r\n");
+  out.append("\r\n");
 }
 
 // The response head as bytes, so it can share one write with the first body bytes.
 std::string serialize_head(const http::response<http::empty_body>& head) {
   std::string out = fmt::format("HTTP/{}.{} {} {}\r\n", head.version() / 10, head.version() % 10,
                                 head.result_int(), std::string_view(head.reason()));
-  for (const auto& f : head) {
-    out.append(f.name_string()).append(": ").append(f.value()).append("\r\n");
-  }
-  out.append("\r\n");
+  append_fields(out, head);
   return out;
 }
 
@@ -55,8 +52,7 @@ std::string serialize_request_head(const http::request<http::string_body>& req) 
   std::string out;
   out.reserve(512);
   out.append(req.method_string()).append(" ").append(req.target()).append(" HTTP/1.1\r\n");
-  for (const auto& f : req) out.append(f.name_string()).append(": ").append(f.value()).append("\r\n");
-  out.append("\r\n");
+  append_fields(out, req);
   return out;
 }
 
@@ -112,8 +108,8 @@ net::awaitable<RelayResult> relay_on(Stream& up, bool reused, RelayRequest& rq) 
   up_tcp.expires_after(to_steady(rq.cfg.upstream_first_byte_timeout));
   // Head and body in one gather write; cheaper than Beast's generic serializer for a string body.
   const std::string request_head = serialize_request_head(rq.upstream_request);
-  const std::array<net::const_buffer, 2> request_out{
-      net::buffer(request_head), net::buffer(rq.upstream_request.body())};
+  const std::array<net::const_buffer, 2> request_out{net::buffer(request_head),
+                                                     net::buffer(rq.upstream_request.body())};
   auto [wec, wn] = co_await net::async_write(up, request_out, use_tuple);
   if (wec) {
     r.error = is_timeout(wec) ? errc::upstream_timeout : errc::upstream_unavailable;
@@ -150,7 +146,7 @@ net::awaitable<RelayResult> relay_on(Stream& up, bool reused, RelayRequest& rq) 
     if (!upstream_id.empty() && upstream_id.size() <= 128) rq.request_id = std::string(upstream_id);
   }
   head.set("X-Request-Id", rq.request_id);
-  if (starts_with_ci(uh[http::field::content_type], "text/event-stream")) {
+  if (core::istarts_with(uh[http::field::content_type], "text/event-stream")) {
     head.set("X-Accel-Buffering", "no");  // nginx must not buffer tokens
     head.set(http::field::cache_control, "no-cache");
   }

@@ -1,5 +1,6 @@
 #include "gateway/server.hpp"
 
+#include "core/ascii.hpp"
 #include "core/keys.hpp"
 #include "core/log.hpp"
 #include "gateway/responses.hpp"
@@ -18,11 +19,6 @@ namespace gw {
 namespace {
 
 using core::errc;
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return (x | 0x20) == (y | 0x20); });
-}
 
 bool usable_request_id(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
@@ -121,7 +117,7 @@ net::awaitable<void> session(App& app, tcp::socket socket) {
       break;
     }
 
-    if (iequals(parser.get()[http::field::expect], "100-continue")) {
+    if (core::iequals(parser.get()[http::field::expect], "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       stream.expires_after(to_steady(app.cfg.body_timeout));
       co_await net::async_write(stream, net::buffer(kContinue.data(), kContinue.size()), use_tuple);
