@@ -18,9 +18,6 @@ namespace {
 
 using core::errc;
 
-// A key seen valid within the last second passes without I/O; otherwise SISMEMBER in Redis; on a
-// miss or when Redis is down, PostgreSQL decides (and repairs Redis). Known-bad hashes are
-// remembered briefly so a flood of wrong keys never reaches PostgreSQL.
 // Records last_used_at in the background, at most once a minute per key: never on the request's path.
 void note_key_use(App& app, const std::string& hash) {
   if (app.local.touched_keys.find(hash)) return;
@@ -28,6 +25,9 @@ void note_key_use(App& app, const std::string& hash) {
   net::co_spawn(app.ioc, app.keys.touch_last_used(hash), net::detached);
 }
 
+// A key seen valid within the last second passes without I/O; otherwise SISMEMBER in Redis; on a
+// miss or when Redis is down, PostgreSQL decides (and repairs Redis). Known-bad hashes are
+// remembered briefly so a flood of wrong keys never reaches PostgreSQL.
 net::awaitable<core::Status> authenticate(App& app, const Request& req) {
   const auto token = core::bearer_token(req[http::field::authorization]);
   if (token.empty()) co_return core::Error{errc::missing_api_key};
