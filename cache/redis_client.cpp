@@ -16,11 +16,9 @@ using std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+using detail::use_tuple;
 
-core::Error unavailable(std::string why) {
-  return {core::errc::cache_unavailable, std::move(why)};
-}
+using detail::unavailable;
 
 }  // namespace
 

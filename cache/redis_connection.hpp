@@ -4,8 +4,10 @@
 #include "cache/redis_protocol.hpp"
 #include "core/result.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -21,6 +23,15 @@ struct RedisOptions {
   std::chrono::milliseconds connect_timeout{1000}, command_timeout{500};
   std::size_t max_pending = 10000;  // commands awaiting a reply, per client
 };
+
+namespace detail {
+// Shared by the client, the subscriber and the connection steps.
+inline constexpr auto use_tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
+// The message is for the log; callers never show it to clients.
+inline core::Error unavailable(std::string why) {
+  return {core::errc::cache_unavailable, std::move(why)};
+}
+}  // namespace detail
 
 // Reconnect backoff: doubles from the first to the last.
 inline constexpr std::chrono::milliseconds kMinBackoff{100}, kMaxBackoff{2000};
