@@ -1,15 +1,16 @@
 #include "core/model_rewrite.hpp"
 
 #include <boost/json/basic_parser_impl.hpp>
-#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-#include <boost/json/value.hpp>
+#include <boost/json/string_view.hpp>
 
 namespace core {
 namespace {
 
 namespace json = boost::json;
 using json::error_code;
+
+constexpr std::size_t kMaxTrackedKey = 32;  // longer depth-1 keys cannot be ones we look for
 
 // Tracks only what we need at depth 1 of the top-level object.
 struct InspectHandler {
@@ -20,11 +21,13 @@ struct InspectHandler {
 
   int depth = 0;
   bool top_is_object = false;
-  std::string key;  // current depth-1 key
+  std::string key;  // current depth-1 key, decoded, up to kMaxTrackedKey bytes
+  bool key_overflow = false;
   bool key_is_model = false;
   bool key_is_stream = false;
   bool saw_model = false;
   bool model_is_string = false;
+  bool model_too_long = false;
   bool duplicate_model = false;
   std::string model;
   bool stream = false;
@@ -35,6 +38,18 @@ struct InspectHandler {
       if (saw_model) duplicate_model = true;
       saw_model = true;
     }
+  }
+  void append_key(json::string_view s) {
+    if (key.size() + s.size() > kMaxTrackedKey)
+      key_overflow = true;
+    else
+      key.append(s.data(), s.size());
+  }
+  void append_model(json::string_view s) {
+    if (model.size() + s.size() > kMaxModelName)
+      model_too_long = true;  // stop copying: the request is refused anyway
+    else
+      model.append(s.data(), s.size());
   }
 
   bool on_document_begin(error_code&) { return true; }
@@ -61,27 +76,30 @@ struct InspectHandler {
     return true;
   }
   bool on_key_part(json::string_view s, std::size_t, error_code&) {
-    if (depth == 1) key.append(s.data(), s.size());
+    if (depth == 1) append_key(s);
     return true;
   }
   bool on_key(json::string_view s, std::size_t, error_code&) {
     if (depth == 1) {
-      key.append(s.data(), s.size());
-      key_is_model = key == "model";
-      key_is_stream = key == "stream";
+      append_key(s);
+      key_is_model = !key_overflow && key == "model";
+      key_is_stream = !key_overflow && key == "stream";
       key.clear();
+      key_overflow = false;
     }
     return true;
   }
   bool on_string_part(json::string_view s, std::size_t, error_code&) {
-    if (depth == 1 && key_is_model) model.append(s.data(), s.size());
+    if (depth == 1 && key_is_model && !saw_model) append_model(s);
     return true;
   }
   bool on_string(json::string_view s, std::size_t, error_code&) {
     if (depth == 1 && key_is_model) {
+      if (!saw_model) {
+        append_model(s);
+        model_is_string = true;
+      }
       value_at_top();
-      model.append(s.data(), s.size());
-      model_is_string = true;
     }
     return true;
   }
@@ -115,6 +133,17 @@ struct InspectHandler {
   }
 };
 
+bool is_ws(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 // Position just after the JSON string starting at s[i] == '"'.
 std::size_t skip_string(std::string_view s, std::size_t i) {
   for (++i; i < s.size(); ++i) {
@@ -126,12 +155,42 @@ std::size_t skip_string(std::string_view s, std::size_t i) {
   return s.size();
 }
 
-bool is_ws(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+// Does the JSON string literal `lit` (quotes included) decode to exactly `want` (ASCII)? Only the
+// escapes an ASCII key can be written with need decoding; anything else cannot match.
+bool literal_equals(std::string_view lit, std::string_view want) {
+  std::size_t w = 0;
+  for (std::size_t i = 1; i + 1 < lit.size(); ++i) {
+    char c = lit[i];
+    if (c == '\\') {
+      if (++i + 1 >= lit.size()) return false;
+      const char e = lit[i];
+      if (e == 'u') {
+        if (i + 4 >= lit.size()) return false;
+        int v = 0;
+        for (int k = 1; k <= 4; ++k) {
+          const int d = hex_digit(lit[i + k]);
+          if (d < 0) return false;
+          v = v * 16 + d;
+        }
+        if (v >= 0x80) return false;
+        c = static_cast<char>(v);
+        i += 4;
+      } else {
+        switch (e) {
+          case '"': c = '"'; break;
+          case '\\': c = '\\'; break;
+          case '/': c = '/'; break;
+          default: return false;  // \b \f \n \r \t: never in a key we look for
+        }
+      }
+    }
+    if (w >= want.size() || want[w++] != c) return false;
+  }
+  return w == want.size();
 }
 
-// Finds the byte range of the top-level "model" string value in an already validated object.
-// Only an unescaped key spelled exactly "model" is recognised; anything else returns false.
+// Finds the byte range of the top-level "model" string value in an already validated object,
+// whatever escapes its key is written with.
 bool locate_model(std::string_view s, std::size_t& begin, std::size_t& end) {
   int depth = 0;
   bool expect_key = false;
@@ -140,7 +199,7 @@ bool locate_model(std::string_view s, std::size_t& begin, std::size_t& end) {
     if (c == '"') {
       const std::size_t close = skip_string(s, i);
       if (depth == 1 && expect_key) {
-        const bool is_model = s.substr(i, close - i) == "\"model\"";
+        const bool is_model = literal_equals(s.substr(i, close - i), "model");
         std::size_t j = close;
         while (j < s.size() && (is_ws(s[j]) || s[j] == ':')) ++j;
         if (is_model && j < s.size() && s[j] == '"') {
@@ -158,18 +217,68 @@ bool locate_model(std::string_view s, std::size_t& begin, std::size_t& end) {
     if (c == '{') {
       ++depth;
       expect_key = depth == 1;
-    } else if (c == '[')
+    } else if (c == '[') {
       ++depth;
-    else if (c == '}' || c == ']')
+    } else if (c == '}' || c == ']') {
       --depth;
-    else if (c == ',' && depth == 1)
+    } else if (c == ',' && depth == 1) {
       expect_key = true;
+    }
     ++i;
   }
   return false;
 }
 
+Error model_error(std::string message) {
+  return Error{errc::invalid_request, std::move(message), "model"};
+}
+
 }  // namespace
+
+bool valid_utf8(std::string_view s) noexcept {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = 0;
+    std::uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      n = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    for (std::size_t k = 1; k <= n; ++k) {
+      if (i + k >= s.size()) return false;
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+bool valid_model_name(std::string_view name) noexcept {
+  if (name.empty() || name.size() > kMaxModelName) return false;
+  for (char ch : name) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) return false;
+  }
+  return valid_utf8(name);
+}
 
 Result<InferenceRequest> inspect_inference_body(std::string_view body) {
   json::basic_parser<InspectHandler> parser{json::parse_options{}};
@@ -179,18 +288,18 @@ Result<InferenceRequest> inspect_inference_body(std::string_view body) {
     return Error{errc::invalid_json, "We could not parse the JSON body of your request."};
   InspectHandler& h = parser.handler();
   if (!h.top_is_object) return Error{errc::invalid_request, "The request body must be a JSON object."};
-  if (!h.saw_model) return Error{errc::invalid_request, "You must provide a model parameter.", "model"};
-  if (!h.model_is_string || h.duplicate_model)
-    return Error{errc::invalid_request, "'model' must be a single string.", "model"};
+  if (!h.saw_model) return model_error("You must provide a model parameter.");
+  if (!h.model_is_string || h.duplicate_model) return model_error("'model' must be a single string.");
+  if (h.model_too_long)
+    return model_error("'model' must be at most " + std::to_string(kMaxModelName) + " bytes.");
+  if (h.model.empty()) return model_error("You must provide a model parameter.");
+  if (!valid_model_name(h.model)) return model_error("'model' must not contain control characters.");
 
   InferenceRequest r;
   r.model = std::move(h.model);
   r.stream = h.stream;
-  std::size_t b = 0, e = 0;
-  if (locate_model(body, b, e)) {
-    r.model_begin = b;
-    r.model_end = e;
-  }
+  if (!locate_model(body, r.model_begin, r.model_end))
+    return Error{errc::internal, "model value not located"};  // cannot happen after the SAX pass
   return r;
 }
 
@@ -200,19 +309,13 @@ std::string json_quote(std::string_view s) {
 
 std::string rewrite_model(std::string_view body, const InferenceRequest& info,
                           std::string_view upstream_model) {
-  if (info.model_begin != std::string::npos) {
-    const std::string quoted = json_quote(upstream_model);
-    std::string out;
-    out.reserve(body.size() - (info.model_end - info.model_begin) + quoted.size());
-    out.append(body.substr(0, info.model_begin));
-    out.append(quoted);
-    out.append(body.substr(info.model_end));
-    return out;
-  }
-  // Rare: the key was spelled with escapes. Correct but not byte-preserving.
-  json::value v = json::parse(json::string_view(body.data(), body.size()));
-  v.as_object()["model"] = json::string_view(upstream_model.data(), upstream_model.size());
-  return json::serialize(v);
+  const std::string quoted = json_quote(upstream_model);
+  std::string out;
+  out.reserve(body.size() - (info.model_end - info.model_begin) + quoted.size());
+  out.append(body.substr(0, info.model_begin));
+  out.append(quoted);
+  out.append(body.substr(info.model_end));
+  return out;
 }
 
 }  // namespace core

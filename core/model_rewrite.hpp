@@ -3,7 +3,8 @@
 //
 // The body is validated with Boost.JSON's SAX parser (no DOM, no allocation per value) and the
 // model value is then replaced by splicing bytes, so everything else reaches the upstream exactly
-// as the client sent it: key order, number formatting, unicode escapes.
+// as the client sent it: key order, number formatting, unicode escapes. Keys are compared after
+// decoding their escapes ("mod\u0065l" is "model"), in both passes, so no spelling needs a DOM.
 #include "core/result.hpp"
 
 #include <cstddef>
@@ -12,17 +13,19 @@
 
 namespace core {
 
+inline constexpr std::size_t kMaxModelName = 256;  // bytes
+
 struct InferenceRequest {
   std::string model;    // decoded value of the top-level "model"
   bool stream = false;  // top-level "stream": true
-  // Byte range of the model value (including its quotes) in the body; npos when the key was
-  // written with escapes, in which case rewrite_model falls back to a DOM round trip.
+  // Byte range of the model value (with its quotes) in the body.
   std::size_t model_begin = std::string::npos;
   std::size_t model_end = std::string::npos;
 };
 
 // invalid_json for malformed JSON; invalid_request (param "model") when the body is not an
-// object or has no string "model".
+// object, or has no model, or it is not a single string, is empty, longer than kMaxModelName bytes
+// or contains control characters. A too-long model is refused before it is copied anywhere.
 Result<InferenceRequest> inspect_inference_body(std::string_view body);
 
 // The body with the top-level model replaced by upstream_model (JSON-escaped).
@@ -31,5 +34,12 @@ std::string rewrite_model(std::string_view body, const InferenceRequest& info,
 
 // JSON string literal (with quotes) for s.
 std::string json_quote(std::string_view s);
+
+// A model name we will look up anywhere (cache, Redis, PostgreSQL): 1..kMaxModelName bytes of
+// valid UTF-8 without control characters. Names from URLs are percent-decoded bytes, so they are
+// checked here before they can reach PostgreSQL as invalid UTF-8.
+bool valid_model_name(std::string_view name) noexcept;
+
+bool valid_utf8(std::string_view s) noexcept;
 
 }  // namespace core

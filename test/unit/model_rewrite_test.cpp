@@ -25,12 +25,47 @@ TEST_CASE("rewrite: upstream names are JSON-escaped") {
   CHECK(core::rewrite_model(body, *r, "we\"ird\\") == R"({"model":"we\"ird\\"})");
 }
 
-TEST_CASE("rewrite: escaped key falls back to a DOM round trip") {
-  const std::string body = R"({"mod\u0065l":"a","n":1})";
+TEST_CASE("rewrite: an escaped key is found and only the value is spliced, numbers untouched") {
+  const std::string body = R"({"mod\u0065l" : "a","temperature":0.7,"seed":12345678901234567890,"x":1.0e2})";
   auto r = core::inspect_inference_body(body);
   REQUIRE(r);
   CHECK(r->model == "a");
-  CHECK(core::rewrite_model(body, *r, "b") == R"({"model":"b","n":1})");
+  CHECK(core::rewrite_model(body, *r, "b") ==
+        R"({"mod\u0065l" : "b","temperature":0.7,"seed":12345678901234567890,"x":1.0e2})");
+  const std::string body2 = R"({"\u006d\u006F\u0064\u0065\u006c":"a"})";
+  r = core::inspect_inference_body(body2);
+  REQUIRE(r);
+  CHECK(core::rewrite_model(body2, *r, "b") == R"({"\u006d\u006F\u0064\u0065\u006c":"b"})");
+  // A key that only looks similar is not the model.
+  auto other = core::inspect_inference_body(R"({"model\u0000":"x","model":"y"})");
+  REQUIRE(other);
+  CHECK(other->model == "y");
+}
+
+TEST_CASE("rewrite: model names are bounded and free of control characters") {
+  auto code = [](const std::string& b) {
+    auto r = core::inspect_inference_body(b);
+    return r ? errc::ok : r.error().code;
+  };
+  CHECK(code(R"({"model":"gpt\u0000x"})") == errc::invalid_request);
+  CHECK(code(R"({"model":"gpt\nx"})") == errc::invalid_request);
+  CHECK(code(R"({"model":"gpt\u007fx"})") == errc::invalid_request);
+  CHECK(code(R"({"model":""})") == errc::invalid_request);
+  CHECK(code("{\"model\":\"" + std::string(257, 'a') + "\"}") == errc::invalid_request);
+  CHECK(code("{\"model\":\"" + std::string(256, 'a') + "\"}") == errc::ok);
+  CHECK(code("{\"model\":\"" + std::string(2 << 20, 'a') + "\"}") == errc::invalid_request);
+  CHECK(code(R"({"model":"modèle/日本"})") == errc::ok);
+
+  CHECK(core::valid_model_name("gpt-4o"));
+  CHECK_FALSE(core::valid_model_name(""));
+  CHECK_FALSE(core::valid_model_name("\xff\xfe"));
+  CHECK_FALSE(core::valid_model_name("a\x01"));
+  CHECK_FALSE(core::valid_model_name(std::string(257, 'a')));
+  CHECK(core::valid_utf8("\xc3\xa9\xe6\x97\xa5\xf0\x9f\x98\x80"));
+  CHECK_FALSE(core::valid_utf8("\xc0\xaf"));          // overlong
+  CHECK_FALSE(core::valid_utf8("\xed\xa0\x80"));      // surrogate
+  CHECK_FALSE(core::valid_utf8("\xf4\x90\x80\x80"));  // past U+10FFFF
+  CHECK_FALSE(core::valid_utf8("\xe6\x97"));          // truncated
 }
 
 TEST_CASE("rewrite: escaped model value is decoded") {

@@ -1,0 +1,100 @@
+#pragma once
+// Properties the parsers must hold for ANY input. Used by the libFuzzer targets (clang, coverage
+// guided, scripts/fuzz.sh) and by a deterministic random-input unit test (every build, ASan too).
+// A violated property aborts, which both harnesses report.
+#include "core/http1.hpp"
+#include "core/http1_body.hpp"
+#include "core/model_rewrite.hpp"
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+namespace fuzz {
+
+inline void require(bool ok) {
+  if (!ok) std::abort();
+}
+
+inline bool inside(std::string_view part, std::string_view whole) {
+  return part.empty() || (part.data() >= whole.data() && part.data() + part.size() <= whole.data() + whole.size());
+}
+
+// Request and response heads: never read outside the input, views stay inside it, and a parsed
+// head is self-consistent.
+inline void http1_heads(std::string_view in) {
+  std::size_t from = 0;
+  const auto scan = core::http1::scan_head(in, 4096, from);
+  require(scan.size <= in.size());
+  const std::string_view head = scan.state == core::http1::HeadScan::State::complete ? in.substr(0, scan.size) : in;
+  core::http1::RequestHead req;
+  if (core::http1::parse_request_head(head, {.max_head_bytes = 4096, .max_fields = 32}, req) ==
+      core::http1::HeadError::none) {
+    require(inside(req.method, head) && inside(req.target, head));
+    require(core::http1::is_token(req.method) && !req.target.empty() && req.target[0] == '/');
+    require(req.fields.size() <= 32);
+    for (const auto& f : req.fields)
+      require(inside(f.name, head) && inside(f.value, head) && core::http1::is_token(f.name));
+    require(req.framing != core::http1::Framing::until_close);
+    require(req.framing != core::http1::Framing::length || req.content_length > 0);
+  }
+  core::http1::ResponseHead res;
+  if (core::http1::parse_response_head(head, "POST", {}, res) == core::http1::HeadError::none) {
+    require(res.status >= 100 && res.status <= 999 && inside(res.reason, head));
+    require(core::http1::is_field_value(res.reason));
+    for (const auto& f : res.fields) require(inside(f.name, head) && inside(f.value, head));
+  }
+}
+
+struct Decoded {
+  std::string data;
+  std::size_t consumed = 0;
+  bool done = false;
+  core::http1::BodyError error = core::http1::BodyError::none;
+};
+
+inline Decoded decode_chunked(std::string_view in, std::size_t step) {
+  core::http1::BodyDecoder d({.max_line = 64, .max_trailers = 128});
+  d.reset(core::http1::Framing::chunked, 0);
+  Decoded out;
+  while (out.consumed < in.size() && !d.done() && !d.failed()) {
+    std::string_view piece = in.substr(out.consumed, step);
+    const auto s = d.next(piece);
+    require(s.consumed <= piece.size() && inside(s.data, piece));
+    require(s.consumed > 0 || d.done() || d.failed());
+    out.data.append(s.data);
+    out.consumed += s.consumed;
+  }
+  out.done = d.done();
+  out.error = d.error();
+  return out;
+}
+
+// Chunked decoding: the result does not depend on how the input is split into reads, and a failed
+// decode stops within the limits (an endless extension costs at most max_line bytes).
+inline void chunked_body(std::string_view in) {
+  const Decoded whole = decode_chunked(in, std::string::npos);
+  for (std::size_t step : {std::size_t(1), std::size_t(3), std::size_t(17)}) {
+    const Decoded split = decode_chunked(in, step);
+    require(split.data == whole.data && split.done == whole.done && split.error == whole.error &&
+            split.consumed == whole.consumed);
+  }
+  require(whole.data.size() <= in.size());
+}
+
+// Body inspection and rewrite: a valid body rewritten to another model inspects as that model, and
+// only the model value's bytes changed.
+inline void inference_body(std::string_view in) {
+  auto info = core::inspect_inference_body(in);
+  if (!info) return;
+  require(core::valid_model_name(info->model));
+  require(info->model_begin < info->model_end && info->model_end <= in.size());
+  const std::string out = core::rewrite_model(in, *info, "up/model\"x");
+  require(out.compare(0, info->model_begin, in.substr(0, info->model_begin)) == 0);
+  require(std::string_view(out).substr(out.size() - (in.size() - info->model_end)) == in.substr(info->model_end));
+  auto again = core::inspect_inference_body(out);
+  require(again && again->model == "up/model\"x" && again->stream == info->stream);
+}
+
+}  // namespace fuzz

@@ -1,0 +1,221 @@
+#include "core/http1.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+using namespace core::http1;
+
+namespace {
+
+HeadError parse_req(const std::string& raw, RequestHead& h, Limits limits = {}) {
+  return parse_request_head(raw, limits, h);
+}
+
+HeadError req_error(const std::string& raw) {
+  RequestHead h;
+  return parse_req(raw, h);
+}
+
+std::string post(std::string extra) {
+  return "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n" + extra + "\r\n";
+}
+
+}  // namespace
+
+TEST_CASE("http1 scan: finds the end of a head, resumes, and enforces the limit") {
+  std::size_t from = 0;
+  auto r = scan_head("GET / HTTP/1.1\r\nHost: a\r\n", 1024, from);
+  CHECK(r.state == HeadScan::State::incomplete);
+  r = scan_head("GET / HTTP/1.1\r\nHost: a\r\n\r\nBODY", 1024, from);
+  CHECK(r.state == HeadScan::State::complete);
+  CHECK(r.size == 27);
+
+  from = 0;
+  CHECK(scan_head(std::string(2000, 'a'), 1024, from).state == HeadScan::State::too_large);
+  from = 0;
+  const std::string big = "GET / HTTP/1.1\r\n" + std::string(2000, 'a') + "\r\n\r\n";
+  CHECK(scan_head(big, 1024, from).state == HeadScan::State::too_large);
+
+  // Leading empty lines are skipped but counted; a buffer of only CRLFs is not a head.
+  from = 0;
+  CHECK(scan_head("\r\n\r\n", 1024, from).state == HeadScan::State::incomplete);
+  from = 0;
+  r = scan_head("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 1024, from);
+  CHECK(r.state == HeadScan::State::complete);
+  CHECK(r.size == 29);
+}
+
+TEST_CASE("http1 request: a normal head") {
+  RequestHead h;
+  const std::string raw =
+      "POST /v1/chat/completions?x=1 HTTP/1.1\r\nHost: gw\r\nContent-Type:  application/json \r\n"
+      "Content-Length: 12\r\nX-A: 1\r\nx-a: 2\r\n\r\n";
+  REQUIRE(parse_req(raw, h) == HeadError::none);
+  CHECK(h.method == "POST");
+  CHECK(h.target == "/v1/chat/completions?x=1");
+  CHECK(h.path() == "/v1/chat/completions");
+  CHECK(h.query() == "x=1");
+  CHECK(h.version_minor == 1);
+  CHECK(h.framing == Framing::length);
+  CHECK(h.content_length == 12);
+  CHECK(h.keep_alive);
+  CHECK(h.get("content-type") == "application/json");
+  CHECK(h.get("X-A") == "1");
+  CHECK(h.fields.size() == 5);
+  CHECK_FALSE(h.expect_continue);
+}
+
+TEST_CASE("http1 request: keep-alive, HTTP/1.0, Expect") {
+  RequestHead h;
+  REQUIRE(parse_req("GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, Close\r\n\r\n", h) == HeadError::none);
+  CHECK_FALSE(h.keep_alive);
+  REQUIRE(parse_req("GET / HTTP/1.0\r\n\r\n", h) == HeadError::none);
+  CHECK(h.version_minor == 0);
+  CHECK_FALSE(h.keep_alive);
+  REQUIRE(parse_req("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", h) == HeadError::none);
+  CHECK(h.keep_alive);
+  REQUIRE(parse_req(post("Content-Length: 5\r\nExpect: 100-Continue\r\n"), h) == HeadError::none);
+  CHECK(h.expect_continue);
+}
+
+TEST_CASE("http1 request: framing per RFC 9112 6.3 (no smuggling)") {
+  RequestHead h;
+  REQUIRE(parse_req(post("Transfer-Encoding: chunked\r\n"), h) == HeadError::none);
+  CHECK(h.framing == Framing::chunked);
+  REQUIRE(parse_req(post("Transfer-Encoding: CHUNKED\r\n"), h) == HeadError::none);
+  CHECK(h.framing == Framing::chunked);
+  REQUIRE(parse_req(post("Content-Length: 0\r\n"), h) == HeadError::none);
+  CHECK(h.framing == Framing::none);
+  REQUIRE(parse_req(post(""), h) == HeadError::none);
+  CHECK(h.framing == Framing::none);
+
+  // The final coding is not chunked: the length cannot be known -> 400.
+  CHECK(req_error(post("Transfer-Encoding: chunked, identity\r\n")) == HeadError::bad_framing);
+  CHECK(req_error(post("Transfer-Encoding: gzip\r\n")) == HeadError::bad_framing);
+  CHECK(req_error(post("Transfer-Encoding: identity\r\n")) == HeadError::bad_framing);
+  CHECK(req_error(post("Transfer-Encoding: \r\n")) == HeadError::bad_framing);
+  CHECK(req_error(post("Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n")) == HeadError::bad_framing);
+  CHECK(req_error(post("Transfer-Encoding: chunked, chunked\r\n")) == HeadError::bad_framing);
+  // Other codings before chunked: understood framing, unsupported coding -> 501.
+  CHECK(req_error(post("Transfer-Encoding: gzip, chunked\r\n")) == HeadError::unsupported_coding);
+  CHECK(req_error(post("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n")) ==
+        HeadError::unsupported_coding);
+  // CL + TE, repeated or odd Content-Length, TE on HTTP/1.0.
+  CHECK(req_error(post("Content-Length: 3\r\nTransfer-Encoding: chunked\r\n")) == HeadError::bad_framing);
+  CHECK(req_error(post("Content-Length: 3\r\nContent-Length: 4\r\n")) == HeadError::bad_framing);
+  CHECK(req_error(post("Content-Length: 3\r\nContent-Length: 3\r\n")) == HeadError::bad_framing);
+  CHECK(req_error(post("Content-Length: 3, 3\r\n")) == HeadError::bad_framing);
+  CHECK(req_error(post("Content-Length: +3\r\n")) == HeadError::bad_framing);
+  CHECK(req_error(post("Content-Length: 0x3\r\n")) == HeadError::bad_framing);
+  CHECK(req_error(post("Content-Length: \r\n")) == HeadError::bad_framing);
+  CHECK(req_error(post("Content-Length: 99999999999999999999\r\n")) == HeadError::bad_framing);
+  CHECK(req_error("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n") == HeadError::bad_framing);
+}
+
+TEST_CASE("http1 request: syntax errors") {
+  CHECK(req_error("GET / HTTP/1.1\r\n\r\n") == HeadError::missing_host);
+  CHECK(req_error("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n") == HeadError::missing_host);
+  CHECK(req_error("GET / HTTP/2.0\r\nHost: a\r\n\r\n") == HeadError::version_not_supported);
+  CHECK(req_error("GET / HTTP/1.1 \r\nHost: a\r\n\r\n") == HeadError::malformed);
+  CHECK(req_error("GET  / HTTP/1.1\r\nHost: a\r\n\r\n") == HeadError::malformed);
+  CHECK(req_error("GET http://x/ HTTP/1.1\r\nHost: a\r\n\r\n") == HeadError::malformed);
+  CHECK(req_error("GET /a\x01 HTTP/1.1\r\nHost: a\r\n\r\n") == HeadError::malformed);
+  CHECK(req_error("G(T / HTTP/1.1\r\nHost: a\r\n\r\n") == HeadError::malformed);
+  CHECK(req_error("GET / HTTQ/1.1\r\nHost: a\r\n\r\n") == HeadError::malformed);
+  CHECK(req_error("GET / HTTP/1.1\r\nHost : a\r\n\r\n") == HeadError::malformed);
+  CHECK(req_error("GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n") == HeadError::malformed);
+  CHECK(req_error("GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n") == HeadError::malformed);
+  CHECK(req_error("GET / HTTP/1.1\r\nHost: a\r\nX: a\nb\r\n\r\n") == HeadError::malformed);
+  CHECK(req_error(std::string("GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", 35)) == HeadError::malformed);
+  CHECK(req_error("GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n") == HeadError::malformed);
+  CHECK(req_error("GET / HTTP/1.1\nHost: a\n\n") == HeadError::malformed);
+}
+
+TEST_CASE("http1 request: limits count every byte and every field") {
+  Limits limits{.max_head_bytes = 1024, .max_fields = 4};
+  RequestHead h;
+  CHECK(parse_req("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", h, limits) == HeadError::none);
+  CHECK(parse_req("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", h, limits) ==
+        HeadError::too_many_fields);
+  const std::string big = "GET / HTTP/1.1\r\nHost: a\r\nA: " + std::string(1000, 'x') + "\r\n\r\n";
+  CHECK(parse_req(big, h, limits) == HeadError::head_too_large);
+}
+
+TEST_CASE("http1 response: status line, unknown codes and reasons pass through") {
+  ResponseHead h;
+  REQUIRE(parse_response_head("HTTP/1.1 529 Overloaded\r\nContent-Length: 2\r\n\r\n", "POST", {}, h) ==
+          HeadError::none);
+  CHECK(h.status == 529);
+  CHECK(h.reason == "Overloaded");
+  CHECK(h.framing == Framing::length);
+  CHECK(h.content_length == 2);
+  CHECK(h.keep_alive);
+  REQUIRE(parse_response_head("HTTP/1.1 599 Network Connect Timeout Error\r\n\r\n", "POST", {}, h) ==
+          HeadError::none);
+  CHECK(h.reason == "Network Connect Timeout Error");
+  CHECK(h.framing == Framing::until_close);
+  CHECK_FALSE(h.keep_alive);
+  REQUIRE(parse_response_head("HTTP/1.1 520 \r\nContent-Length: 0\r\n\r\n", "POST", {}, h) == HeadError::none);
+  CHECK(h.status == 520);
+  CHECK(h.reason.empty());
+  CHECK(h.framing == Framing::none);
+  REQUIRE(parse_response_head("HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", "POST", {}, h) == HeadError::none);
+  CHECK(h.status == 200);
+
+  CHECK(parse_response_head("HTTP/1.1 20 OK\r\n\r\n", "POST", {}, h) == HeadError::malformed);
+  CHECK(parse_response_head("HTTP/1.1 099 OK\r\n\r\n", "POST", {}, h) == HeadError::malformed);
+  CHECK(parse_response_head("HTTP/1.1 2000 OK\r\n\r\n", "POST", {}, h) == HeadError::malformed);
+  CHECK(parse_response_head("HTTP/1.1 200 O\x01K\r\n\r\n", "POST", {}, h) == HeadError::malformed);
+  CHECK(parse_response_head("ICY 200 OK\r\n\r\n", "POST", {}, h) == HeadError::malformed);
+}
+
+TEST_CASE("http1 response: framing") {
+  ResponseHead h;
+  REQUIRE(parse_response_head("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", "POST", {}, h) == HeadError::none);
+  CHECK(h.interim());
+  CHECK(h.framing == Framing::none);
+  REQUIRE(parse_response_head("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", "POST", {}, h) ==
+          HeadError::none);
+  CHECK(h.framing == Framing::none);
+  REQUIRE(parse_response_head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", "HEAD", {}, h) == HeadError::none);
+  CHECK(h.framing == Framing::none);
+  REQUIRE(parse_response_head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "POST", {}, h) ==
+          HeadError::none);
+  CHECK(h.framing == Framing::chunked);
+  CHECK(h.keep_alive);
+  // TE and CL: chunked wins and the connection must not be reused.
+  REQUIRE(parse_response_head("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", "POST",
+                              {}, h) == HeadError::none);
+  CHECK(h.framing == Framing::chunked);
+  CHECK_FALSE(h.keep_alive);
+  // Identical repeated lengths are tolerated from upstreams; different ones are not.
+  REQUIRE(parse_response_head("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n", "POST", {}, h) ==
+          HeadError::none);
+  CHECK(h.content_length == 3);
+  CHECK(parse_response_head("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", "POST", {}, h) ==
+        HeadError::bad_framing);
+  CHECK(parse_response_head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "POST", {}, h) ==
+        HeadError::bad_framing);
+  CHECK(parse_response_head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "POST", {}, h) ==
+        HeadError::unsupported_coding);
+  REQUIRE(parse_response_head("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", "POST", {}, h) == HeadError::none);
+  CHECK_FALSE(h.keep_alive);
+  REQUIRE(parse_response_head("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n", "POST", {}, h) ==
+          HeadError::none);
+  CHECK_FALSE(h.keep_alive);
+}
+
+TEST_CASE("http1: tokens, field values, lists, reasons") {
+  CHECK(is_token("Content-Type"));
+  CHECK_FALSE(is_token(""));
+  CHECK_FALSE(is_token("a b"));
+  CHECK_FALSE(is_token("a:b"));
+  CHECK(is_field_value("a b\tc \x80\xff"));
+  CHECK_FALSE(is_field_value("a\rb"));
+  CHECK_FALSE(is_field_value("a\x7f"));
+  CHECK(list_has_token(" keep-alive , Upgrade", "upgrade"));
+  CHECK_FALSE(list_has_token("keep-alive-ish", "keep-alive"));
+  CHECK(reason_phrase(529) == "Overloaded");
+  CHECK(reason_phrase(299).empty());
+}
