@@ -99,7 +99,7 @@ boost::asio::awaitable<Result<std::vector<UserKey>>> KeyRepo::list() {
     for (const auto& row : rows) out.push_back(key_from(row));
     return out;
   };
-  co_return co_await db_.run<std::vector<UserKey>>(std::move(select));
+  co_return co_await db_.read<std::vector<UserKey>>(std::move(select));
 }
 
 boost::asio::awaitable<Result<UserKey>> KeyRepo::get(std::string id) {
@@ -109,7 +109,7 @@ boost::asio::awaitable<Result<UserKey>> KeyRepo::get(std::string id) {
     if (rows.empty()) return core::errc::not_found;
     return key_from(rows[0]);
   };
-  co_return co_await db_.run<UserKey>(std::move(select));
+  co_return co_await db_.read<UserKey>(std::move(select));
 }
 
 boost::asio::awaitable<Result<KeyAndHash>> KeyRepo::update(std::string id, core::UserKeyPatch patch) {
@@ -153,7 +153,7 @@ boost::asio::awaitable<Result<std::optional<core::KeyIdentity>>> KeyRepo::find_a
     if (rows.empty()) return Found{};
     return Found{core::KeyIdentity{rows[0][0].as<std::string>(), rows[0][1].as<std::string>()}};
   };
-  co_return co_await db_.run<Found>(std::move(select));
+  co_return co_await db_.read<Found>(std::move(select));
 }
 
 boost::asio::awaitable<Result<std::vector<std::string>>> KeyRepo::active_hashes() {
@@ -165,7 +165,7 @@ boost::asio::awaitable<Result<std::vector<std::string>>> KeyRepo::active_hashes(
     for (const auto& row : rows) out.push_back(row[0].as<std::string>());
     return out;
   };
-  co_return co_await db_.run<std::vector<std::string>>(std::move(select));
+  co_return co_await db_.read<std::vector<std::string>>(std::move(select));
 }
 
 boost::asio::awaitable<core::Status> KeyRepo::touch_last_used(std::string key_hash) {

@@ -100,7 +100,7 @@ boost::asio::awaitable<Result<std::vector<Model>>> ModelRepo::list() {
     for (const auto& row : rows) out.push_back(model_from(row));
     return out;
   };
-  co_return co_await db_.run<std::vector<Model>>(std::move(select));
+  co_return co_await db_.read<std::vector<Model>>(std::move(select));
 }
 
 boost::asio::awaitable<Result<Model>> ModelRepo::get(std::string id) {
@@ -110,7 +110,7 @@ boost::asio::awaitable<Result<Model>> ModelRepo::get(std::string id) {
     if (rows.empty()) return core::errc::not_found;
     return model_from(rows[0]);
   };
-  co_return co_await db_.run<Model>(std::move(select));
+  co_return co_await db_.read<Model>(std::move(select));
 }
 
 boost::asio::awaitable<Result<std::pair<Model, std::string>>> ModelRepo::update(std::string id,

@@ -108,7 +108,7 @@ boost::asio::awaitable<Result<std::vector<Provider>>> ProviderRepo::list() {
     for (const auto& row : rows) out.push_back(provider_from(row));
     return out;
   };
-  co_return co_await db_.run<std::vector<Provider>>(std::move(select));
+  co_return co_await db_.read<std::vector<Provider>>(std::move(select));
 }
 
 boost::asio::awaitable<Result<Provider>> ProviderRepo::get(std::string id) {
@@ -118,7 +118,7 @@ boost::asio::awaitable<Result<Provider>> ProviderRepo::get(std::string id) {
     if (rows.empty()) return core::errc::not_found;
     return provider_from(rows[0]);
   };
-  co_return co_await db_.run<Provider>(std::move(select));
+  co_return co_await db_.read<Provider>(std::move(select));
 }
 
 boost::asio::awaitable<Result<Provider>> ProviderRepo::update(std::string id, core::ProviderPatch patch) {
@@ -161,7 +161,7 @@ boost::asio::awaitable<Result<std::string>> ProviderRepo::secret(std::string id)
     if (rows.empty()) return core::errc::not_found;
     return rows[0][0].as<std::string>();
   };
-  co_return co_await db_.run<std::string>(std::move(select));
+  co_return co_await db_.read<std::string>(std::move(select));
 }
 
 }  // namespace storage

@@ -46,7 +46,7 @@ boost::asio::awaitable<Result<std::optional<Route>>> RouteRepo::find(std::string
     if (rows.empty()) return Found{};
     return Found{route_from(rows[0])};
   };
-  co_return co_await db_.run<Found>(std::move(select));
+  co_return co_await db_.read<Found>(std::move(select));
 }
 
 boost::asio::awaitable<Result<std::vector<Route>>> RouteRepo::all() {
@@ -58,7 +58,7 @@ boost::asio::awaitable<Result<std::vector<Route>>> RouteRepo::all() {
     for (const auto& row : rows) out.push_back(route_from(row));
     return out;
   };
-  co_return co_await db_.run<std::vector<Route>>(std::move(select));
+  co_return co_await db_.read<std::vector<Route>>(std::move(select));
 }
 
 }  // namespace storage

@@ -16,9 +16,16 @@
 #include <pqxx/nontransaction>
 #include <pqxx/transaction>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <atomic>
+#include <condition_variable>
 #include <latch>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <regex>
 #include <stdexcept>
 #include <thread>
@@ -78,6 +85,85 @@ errc code_of(const core::Result<T>& r) {
 awaitable<void> sleep_for(std::chrono::milliseconds d) {
   boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, d);
   co_await timer.async_wait(boost::asio::use_awaitable);
+}
+
+using Clock = std::chrono::steady_clock;
+
+// Polls `done` every 5 ms for up to `limit`; whether it came true. Pass a named predicate.
+template <class Pred>
+awaitable<bool> wait_until(Pred done, std::chrono::milliseconds limit = 5s) {
+  const auto give_up = Clock::now() + limit;
+  while (!done()) {
+    if (Clock::now() > give_up) co_return false;
+    co_await sleep_for(5ms);
+  }
+  co_return true;
+}
+
+std::chrono::milliseconds ms_since(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+}
+
+long long count_rows(const std::string& sql) {
+  pqxx::connection conn(test::db_url());
+  pqxx::nontransaction tx(conn);
+  return tx.exec1(sql)[0].as<long long>();
+}
+
+// Where a pool job can block until the test lets it go (a query the server never answers, without
+// needing a server).
+class Gate {
+ public:
+  void wait() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return open_; });
+  }
+  void open() {
+    {
+      std::lock_guard lock(mu_);
+      open_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
+
+// Holds each of `n` pool jobs until all have arrived, so they provably run on n different pool
+// threads (= connections). False if they did not all arrive within `limit`.
+class Rendezvous {
+ public:
+  explicit Rendezvous(int n) : n_(n) {}
+  bool arrive_and_wait(std::chrono::milliseconds limit = 3s) {
+    std::unique_lock lock(mu_);
+    ++arrived_;
+    cv_.notify_all();
+    return cv_.wait_for(lock, limit, [this] { return arrived_ >= n_; });
+  }
+
+ private:
+  const int n_;
+  int arrived_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+
+// A job that sits in a query the frozen server never answers, and says when it has started.
+auto hanging_query(std::shared_ptr<std::atomic<bool>> started) {
+  return [started = std::move(started)](pqxx::connection& c) -> core::Status {
+    pqxx::nontransaction tx(c);
+    *started = true;
+    tx.exec("SELECT 1");
+    return core::ok();
+  };
+}
+
+void warm_up(storage::Db& db) {
+  auto ping = [&]() -> awaitable<void> { REQUIRE_OK(db.ping()); };
+  test::run_async(ping);
 }
 
 constexpr const char* kMissingId = "00000000-0000-4000-8000-000000000000";
@@ -194,14 +280,47 @@ TEST_CASE("Db::run resumes on the caller's executor and maps failures", "[db]") 
   test::run_async(body);
 }
 
-TEST_CASE("connect_timeout is added to the conninfo unless already there", "[db]") {
-  using storage::detail::with_connect_timeout;
-  CHECK(with_connect_timeout("postgresql://u@h/db", 3) == "postgresql://u@h/db?connect_timeout=3");
-  CHECK(with_connect_timeout("postgres://h/db?sslmode=disable", 2) ==
-        "postgres://h/db?sslmode=disable&connect_timeout=2");
-  CHECK(with_connect_timeout("host=h dbname=db", 3) == "host=h dbname=db connect_timeout=3");
-  CHECK(with_connect_timeout("", 3) == "connect_timeout=3");
-  CHECK(with_connect_timeout("host=h connect_timeout=9", 3) == "host=h connect_timeout=9");
+TEST_CASE("the pool's conninfo gets connect_timeout and TCP keepalives unless already set", "[db]") {
+  using storage::detail::pool_conninfo;
+  using storage::detail::with_default_params;
+  const std::string uri_keepalives =
+      "keepalives=1&keepalives_idle=10&keepalives_interval=5&keepalives_count=3";
+  const std::string kv_keepalives =
+      "keepalives=1 keepalives_idle=10 keepalives_interval=5 keepalives_count=3";
+
+  CHECK(pool_conninfo("postgresql://u@h/db", 3) == "postgresql://u@h/db?connect_timeout=3&" + uri_keepalives);
+  CHECK(pool_conninfo("postgres://h/db?sslmode=disable", 2) ==
+        "postgres://h/db?sslmode=disable&connect_timeout=2&" + uri_keepalives);
+  CHECK(pool_conninfo("host=h dbname=db", 3) == "host=h dbname=db connect_timeout=3 " + kv_keepalives);
+  CHECK(pool_conninfo("", 3) == "connect_timeout=3 " + kv_keepalives);
+
+  // What the operator set stays as it is, in either form ("keepalives_idle" is not "keepalives").
+  CHECK(pool_conninfo("host=h connect_timeout=9 keepalives_idle=60", 3) ==
+        "host=h connect_timeout=9 keepalives_idle=60 keepalives=1 keepalives_interval=5 keepalives_count=3");
+  CHECK(pool_conninfo("postgresql://h/db?keepalives=0&connect_timeout=1", 3) ==
+        "postgresql://h/db?keepalives=0&connect_timeout=1&keepalives_idle=10&keepalives_interval=5"
+        "&keepalives_count=3");
+  CHECK(with_default_params("host=h keepalives_count = 7", {{"keepalives_count", "3"}}) ==
+        "host=h keepalives_count = 7");
+  CHECK(with_default_params("postgresql://h/db?", {{"a", "1"}}) == "postgresql://h/db?a=1");
+  CHECK(with_default_params("postgresql://h/db?a=1&", {{"b", "2"}}) == "postgresql://h/db?a=1&b=2");
+  CHECK(with_default_params("host=h/keepalives dbname=keepalives", {{"keepalives", "1"}}) ==
+        "host=h/keepalives dbname=keepalives keepalives=1");
+
+  // libpq takes both forms, and the socket really has the keepalive settings.
+  for (const auto& url : {test::db_url(), test::postgres().uri("llmgw")}) {
+    pqxx::connection conn(pool_conninfo(url, 3));
+    int on = 0, idle = 0, interval = 0, count = 0;
+    socklen_t len = sizeof(int);
+    REQUIRE(::getsockopt(conn.sock(), SOL_SOCKET, SO_KEEPALIVE, &on, &len) == 0);
+    REQUIRE(::getsockopt(conn.sock(), IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len) == 0);
+    REQUIRE(::getsockopt(conn.sock(), IPPROTO_TCP, TCP_KEEPINTVL, &interval, &len) == 0);
+    REQUIRE(::getsockopt(conn.sock(), IPPROTO_TCP, TCP_KEEPCNT, &count, &len) == 0);
+    CHECK(on == 1);
+    CHECK(idle == 10);
+    CHECK(interval == 5);
+    CHECK(count == 3);
+  }
 }
 
 TEST_CASE("repositories use named statements, prepared once per connection", "[db]") {
@@ -715,6 +834,254 @@ TEST_CASE("RouteRepo: only active, live models on active, live providers route",
     auto deleted = co_await routes.find("aliased");
     REQUIRE(deleted.has_value());
     CHECK_FALSE(deleted->has_value());
+  };
+  test::run_async(body);
+}
+
+TEST_CASE("hung server: run gives up at statement_timeout on the caller's side", "[db][hang]") {
+  auto o = options();
+  o.threads = 1;
+  o.statement_timeout = 500ms;
+  auto db = fresh_db(o);
+  warm_up(*db);  // an open session, so the query below is sent and never answered
+
+  errc code = errc::ok;
+  std::chrono::milliseconds waited{};
+  std::chrono::milliseconds io_ran{};
+  {
+    test::FrozenServer frozen(5s);
+    auto body = [&]() -> awaitable<void> {
+      auto query = hanging_query(std::make_shared<std::atomic<bool>>(false));
+      const auto start = Clock::now();
+      code = code_of(co_await db->run<core::Unit>(query));
+      waited = ms_since(start);
+    };
+    const auto start = Clock::now();
+    test::run_async(body);  // io_context::run() returns: the pool holds no work on it
+    io_ran = ms_since(start);
+  }
+  CHECK(code == errc::db_unavailable);
+  CHECK(waited >= 450ms);
+  CHECK(waited < 1500ms);
+  CHECK(io_ran < 1500ms);
+  WARN("caller gave up after " << waited.count() << " ms; io_context::run() took " << io_ran.count()
+                               << " ms");
+}
+
+TEST_CASE("hung server: a job whose deadline passed in the queue is never executed", "[db][hang]") {
+  auto o = options();
+  o.threads = 1;
+  o.statement_timeout = 500ms;
+  auto db = fresh_db(o);
+  warm_up(*db);
+  auto executed = std::make_shared<std::atomic<bool>>(false);
+  {
+    test::FrozenServer frozen(5s);
+    auto body = [&]() -> awaitable<void> {
+      auto executor = co_await boost::asio::this_coro::executor;
+      auto started = std::make_shared<std::atomic<bool>>(false);
+      auto hang = hanging_query(started);
+      std::optional<errc> hung_code;
+      auto hung_call = [&]() -> awaitable<void> { hung_code = code_of(co_await db->run<core::Unit>(hang)); };
+      boost::asio::co_spawn(executor, hung_call(), boost::asio::detached);
+      auto is_started = [&] { return started->load(); };
+      const bool stuck = co_await wait_until(is_started);
+      REQUIRE(stuck);  // the only pool thread now waits for the frozen server
+
+      auto insert = [executed](pqxx::connection& c) -> core::Status {
+        *executed = true;
+        pqxx::nontransaction tx(c);
+        tx.exec("INSERT INTO user_keys (name, key_hash, key_prefix) VALUES ('late', repeat('e', 64), 'p')");
+        return core::ok();
+      };
+      CHECK_CODE(db->run<core::Unit>(insert), errc::db_unavailable);
+      auto hung_done = [&] { return hung_code.has_value(); };
+      const bool done = co_await wait_until(hung_done);
+      REQUIRE(done);
+      CHECK(*hung_code == errc::db_unavailable);
+    };
+    test::run_async(body);
+  }
+  // Thawed: the hung query ends, the worker takes the insert off the queue and must drop it. The
+  // ping is queued behind it, so once it answers the insert's fate is settled.
+  auto after = [&]() -> awaitable<void> { CHECK_CODE(db->ping(), errc::ok); };
+  test::run_async(after);
+  CHECK_FALSE(executed->load());
+  CHECK(count_rows("SELECT count(*) FROM user_keys WHERE name = 'late'") == 0);
+}
+
+TEST_CASE("hung server: stop() returns within its bound; queued jobs get shutting_down at once",
+          "[db][hang]") {
+  auto o = options();
+  o.threads = 1;
+  o.statement_timeout = 30s;  // only stop() can end the hung query here
+  auto db = fresh_db(o);
+  warm_up(*db);
+  test::FrozenServer frozen(10s);
+  auto body = [&]() -> awaitable<void> {
+    auto executor = co_await boost::asio::this_coro::executor;
+    auto started = std::make_shared<std::atomic<bool>>(false);
+    auto hang = hanging_query(started);
+    auto never = hanging_query(std::make_shared<std::atomic<bool>>(false));
+    std::optional<errc> running_code, queued_code;
+    Clock::time_point queued_done_at;
+    bool queued_submitted = false;
+    auto running = [&]() -> awaitable<void> { running_code = code_of(co_await db->run<core::Unit>(hang)); };
+    auto queued = [&]() -> awaitable<void> {
+      queued_submitted = true;  // run() submits before it first suspends
+      queued_code = code_of(co_await db->run<core::Unit>(never));
+      queued_done_at = Clock::now();
+    };
+    boost::asio::co_spawn(executor, running(), boost::asio::detached);
+    auto is_started = [&] { return started->load(); };
+    const bool stuck = co_await wait_until(is_started);
+    REQUIRE(stuck);
+    boost::asio::co_spawn(executor, queued(), boost::asio::detached);
+    auto is_submitted = [&] { return queued_submitted; };
+    const bool submitted = co_await wait_until(is_submitted);
+    REQUIRE(submitted);
+
+    // From another thread, so this io_context goes on delivering results meanwhile.
+    const auto stop_start = Clock::now();
+    std::atomic<bool> stopped{false};
+    std::chrono::milliseconds stop_took{};
+    std::thread stopper([&] {
+      db->stop(500ms);
+      stop_took = ms_since(stop_start);
+      stopped = true;
+    });
+    auto all_done = [&] { return stopped.load() && running_code && queued_code; };
+    const bool done = co_await wait_until(all_done, 15s);
+    stopper.join();
+    REQUIRE(done);
+    CHECK(*queued_code == errc::shutting_down);
+    const auto queued_after =
+        std::chrono::duration_cast<std::chrono::milliseconds>(queued_done_at - stop_start);
+    CHECK(queued_after < 400ms);  // at once, not after the grace period
+    CHECK(*running_code == errc::db_unavailable);
+    CHECK(stop_took >= 450ms);
+    CHECK(stop_took < 3s);
+    WARN("queued job answered after " << queued_after.count() << " ms; stop(500ms) took " << stop_took.count()
+                                      << " ms");
+  };
+  test::run_async(body);
+  auto after_stop = [&]() -> awaitable<void> { CHECK_CODE(db->ping(), errc::shutting_down); };
+  test::run_async(after_stop);
+}
+
+TEST_CASE("an io_context destroyed with a call still waiting: the pool leaves it alone afterwards", "[db]") {
+  auto o = options();
+  o.threads = 1;
+  auto db = fresh_db(o);
+  auto gate = std::make_shared<Gate>();
+  {
+    boost::asio::io_context io;
+    auto started = std::make_shared<std::atomic<bool>>(false);
+    auto blocked = [gate, started](pqxx::connection&) -> core::Result<int> {
+      *started = true;
+      gate->wait();
+      return 1;
+    };
+    bool resumed = false;
+    auto call = [&]() -> awaitable<void> {
+      (void)co_await db->run<int>(blocked);
+      resumed = true;
+    };
+    boost::asio::co_spawn(io, call(), boost::asio::detached);
+    const auto give_up = Clock::now() + 5s;
+    while (!*started && Clock::now() < give_up) io.run_one_for(10ms);
+    REQUIRE(started->load());
+    CHECK_FALSE(resumed);
+  }              // the suspended call dies with its io_context
+  gate->open();  // the pool now completes a job whose caller is gone (ASan would see a bad post)
+  auto next = [&]() -> awaitable<void> { CHECK_CODE(db->ping(), errc::ok); };
+  test::run_async(next);
+}
+
+TEST_CASE("read runs once more on a new connection when its session died; run does not", "[db]") {
+  auto o = options();
+  o.threads = 1;
+  auto db = fresh_db(o);
+  auto body = [&]() -> awaitable<void> {
+    auto calls = std::make_shared<std::atomic<int>>(0);
+    // The first call ends its own session mid-job, as a server restart or a broken link would.
+    auto dies_once = [calls](pqxx::connection& c) -> core::Result<int> {
+      pqxx::nontransaction tx(c);
+      if (++*calls == 1) tx.exec("SELECT pg_terminate_backend(pg_backend_pid())");
+      return tx.exec1("SELECT pg_backend_pid()")[0].as<int>();
+    };
+
+    REQUIRE_OK(db->ping());  // the session exists before the job
+    const auto read = co_await db->read<int>(dies_once);
+    CHECK(read.has_value());
+    CHECK(calls->load() == 2);
+
+    REQUIRE_OK(db->ping());
+    *calls = 0;
+    CHECK_CODE(db->run<int>(dies_once), errc::db_unavailable);
+    CHECK(calls->load() == 1);  // a write is never run twice
+    CHECK_CODE(db->ping(), errc::ok);
+  };
+  test::run_async(body);
+}
+
+TEST_CASE("after a server restart the first read on every pooled connection succeeds; writes run once",
+          "[db][outage]") {
+  auto o = options();
+  o.threads = 2;
+  auto db = fresh_db(o);
+  // Two reads at once, held together so each provably runs on its own pool connection; their
+  // backend pids, or the first error.
+  auto read_on_both = [&]() -> awaitable<core::Result<std::vector<int>>> {
+    auto executor = co_await boost::asio::this_coro::executor;
+    auto together = std::make_shared<Rendezvous>(2);
+    auto pid = [together](pqxx::connection& c) -> core::Result<int> {
+      pqxx::nontransaction tx(c);
+      const int backend = tx.exec1("SELECT pg_backend_pid()")[0].as<int>();
+      if (!together->arrive_and_wait()) return errc::internal;
+      return backend;
+    };
+    std::vector<core::Result<int>> results;
+    auto one = [&]() -> awaitable<void> { results.push_back(co_await db->read<int>(pid)); };
+    boost::asio::co_spawn(executor, one(), boost::asio::detached);
+    boost::asio::co_spawn(executor, one(), boost::asio::detached);
+    auto both = [&] { return results.size() == 2; };
+    const bool done = co_await wait_until(both, 10s);
+    if (!done) co_return errc::internal;
+    std::vector<int> pids;
+    for (auto& r : results) {
+      if (!r) co_return r.error();
+      pids.push_back(*r);
+    }
+    co_return pids;
+  };
+
+  auto body = [&]() -> awaitable<void> {
+    const auto before = co_await read_on_both();  // both connections open
+    REQUIRE(before.has_value());
+    REQUIRE((*before)[0] != (*before)[1]);
+
+    test::postgres().restart();
+    const auto after = co_await read_on_both();
+    REQUIRE(after.has_value());
+    CHECK((*after)[0] != (*after)[1]);
+    for (const int pid : *after) CHECK(std::find(before->begin(), before->end(), pid) == before->end());
+
+    // A write may fail after a restart (it cannot know whether the server got it), but it must
+    // never run twice.
+    REQUIRE_OK(db->ping());
+    test::postgres().restart();
+    auto calls = std::make_shared<std::atomic<int>>(0);
+    auto insert = [calls](pqxx::connection& c) -> core::Status {
+      ++*calls;
+      pqxx::nontransaction tx(c);
+      tx.exec("INSERT INTO user_keys (name, key_hash, key_prefix) VALUES ('once', repeat('f', 64), 'p')");
+      return core::ok();
+    };
+    const errc code = code_of(co_await db->run<core::Unit>(insert));
+    CHECK((code == errc::ok || code == errc::db_unavailable));
+    CHECK(calls->load() == 1);
+    CHECK(count_rows("SELECT count(*) FROM user_keys WHERE name = 'once'") == (code == errc::ok ? 1 : 0));
   };
   test::run_async(body);
 }

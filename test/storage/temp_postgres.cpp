@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -94,6 +95,44 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
+pid_t postmaster_pid(const fs::path& data) {
+  std::ifstream in(data / "postmaster.pid");
+  long pid = 0;
+  in >> pid;
+  return static_cast<pid_t>(pid);
+}
+
+// The direct children of `parent` (a PostgreSQL backend is always one of the postmaster's).
+std::vector<pid_t> children_of(pid_t parent) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    // /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold blanks, so parse after ')'.
+    const std::string stat = slurp(entry.path() / "stat");
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 1));
+    char state = 0;
+    long ppid = 0;
+    if (rest >> state >> ppid && ppid == parent) out.push_back(static_cast<pid_t>(std::stol(name)));
+  }
+  return out;
+}
+
+// Freezing stops the postmaster first, so it forks no new backend; a fork already under way shows
+// up in the second pass. Thawing does the children first, so none finds a stopped parent.
+void signal_server(const fs::path& data, int sig) {
+  const pid_t postmaster = postmaster_pid(data);
+  if (postmaster <= 0) return;
+  if (sig == SIGSTOP) ::kill(postmaster, sig);
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const pid_t child : children_of(postmaster)) ::kill(child, sig);
+  }
+  if (sig != SIGSTOP) ::kill(postmaster, sig);
+}
+
 }  // namespace
 
 TempPostgres::TempPostgres() {
@@ -123,6 +162,7 @@ TempPostgres::TempPostgres() {
 
 TempPostgres::~TempPostgres() {
   try {
+    thaw();
     stop();
   } catch (...) {
   }
@@ -150,6 +190,7 @@ void TempPostgres::spawn_guardian() {
     // keep stopping and deleting for a few seconds until nothing comes back.
     for (int attempt = 0; attempt < 20; ++attempt) {
       if (fs::exists(data_ / "postmaster.pid")) {
+        signal_server(data_, SIGCONT);  // a test may have died with the server frozen
         run_command(as_postgres({tool("pg_ctl"), "-D", data_.string(), "-m", "immediate", "-w", "stop"}),
                     "/dev/null");
       }
@@ -180,8 +221,25 @@ void TempPostgres::stop() {
   running_ = false;
 }
 
+void TempPostgres::restart() {
+  stop();
+  start();
+}
+
+void TempPostgres::freeze() {
+  if (running_) signal_server(data_, SIGSTOP);
+}
+
+void TempPostgres::thaw() {
+  if (running_) signal_server(data_, SIGCONT);
+}
+
 std::string TempPostgres::url(const std::string& dbname) const {
   return "host=127.0.0.1 port=" + std::to_string(port_) + " user=postgres dbname=" + dbname;
+}
+
+std::string TempPostgres::uri(const std::string& dbname) const {
+  return "postgresql://postgres@127.0.0.1:" + std::to_string(port_) + "/" + dbname;
 }
 
 void TempPostgres::create_database(const std::string& dbname) {

@@ -17,10 +17,19 @@ class TempPostgres {
 
   void start();
   void stop();
+  void restart();  // same port, same data dir: every open session is gone afterwards
   bool running() const { return running_; }
+
+  // SIGSTOP / SIGCONT the postmaster and all its children: a server that hangs without closing
+  // anything, like a frozen VM or a network black hole (the kernel still answers TCP). thaw() is
+  // harmless on a server that is not frozen.
+  void freeze();
+  void thaw();
 
   // key=value conninfo for `dbname` as user postgres.
   std::string url(const std::string& dbname) const;
+  // The same as a postgresql:// URI.
+  std::string uri(const std::string& dbname) const;
   void create_database(const std::string& dbname);
 
  private:

@@ -6,8 +6,12 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <chrono>
+#include <condition_variable>
 #include <exception>
+#include <mutex>
 #include <string>
+#include <thread>
 
 namespace test {
 
@@ -29,5 +33,36 @@ void run_async(Body& body) {
   io.run();
   if (failure) std::rethrow_exception(failure);
 }
+
+// Freezes the server for a scope and thaws it however the scope ends. A watchdog also thaws it after
+// `limit`, so a test waiting for something that never happens (a caller-side timeout that is not
+// there) fails instead of hanging the whole run.
+class FrozenServer {
+ public:
+  explicit FrozenServer(std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+    postgres().freeze();
+    watchdog_ = std::thread([this, limit] {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, limit, [this] { return done_; });
+      postgres().thaw();
+    });
+  }
+  ~FrozenServer() {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    watchdog_.join();
+  }
+  FrozenServer(const FrozenServer&) = delete;
+  FrozenServer& operator=(const FrozenServer&) = delete;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread watchdog_;
+};
 
 }  // namespace test
