@@ -1,7 +1,7 @@
 #include "cache/stores.hpp"
 
 #include "core/keys.hpp"
-#include "core/route_codec.hpp"
+#include "core/cache_codec.hpp"
 
 namespace cache {
 namespace {
@@ -22,25 +22,48 @@ constexpr std::size_t kBatch = 1000;
 
 Stores::Stores(std::shared_ptr<RedisClient> redis, std::string prefix)
     : redis_(std::move(redis)),
-      keys_(prefix + "keys"),
+      key_records_(prefix + "key_records"),
       routes_(prefix + "routes"),
-      channel_(prefix + "invalidate") {}
+      warm_(prefix + "warm"),
+      channel_(prefix + "invalidate"),
+      legacy_keys_(prefix + "keys") {}
 
-net::awaitable<core::Result<bool>> Stores::key_active(std::string hash) {
-  std::vector<std::string> cmd{"SISMEMBER", keys_, std::move(hash)};
-  auto r = co_await redis_->command(std::move(cmd));
+net::awaitable<core::Result<KeyLookup>> Stores::key_lookup(std::string hash) {
+  std::vector<std::vector<std::string>> cmds{{"HGET", key_records_, std::move(hash)}, {"EXISTS", warm_}};
+  auto r = co_await redis_->pipeline(std::move(cmds));
   if (!r) co_return r.error();
-  if (r->type != Reply::Type::integer) co_return core::Error{errc::cache_unavailable};
-  co_return r->integer == 1;
+  const Reply& record = (*r)[0];
+  const Reply& warm = (*r)[1];
+  if (warm.type != Reply::Type::integer) co_return core::Error{errc::cache_unavailable};
+  KeyLookup out;
+  out.warm = warm.integer == 1;
+  if (record.type == Reply::Type::string) {
+    out.record = core::decode_key_record(record.str);
+    if (!out.record) co_return core::Error{errc::cache_unavailable};
+  } else if (record.type != Reply::Type::nil) {
+    co_return core::Error{errc::cache_unavailable};
+  }
+  co_return out;
 }
 
-net::awaitable<core::Status> Stores::add_key(std::string hash) {
-  std::vector<std::string> cmd{"SADD", keys_, std::move(hash)};
+net::awaitable<core::Status> Stores::put_key(std::string hash, const core::KeyRecord& record) {
+  std::vector<std::string> cmd{"HSET", key_records_, std::move(hash), core::encode_key_record(record)};
   co_return check(co_await redis_->command(std::move(cmd)));
 }
 
 net::awaitable<core::Status> Stores::remove_key(std::string hash) {
-  std::vector<std::string> cmd{"SREM", keys_, std::move(hash)};
+  std::vector<std::string> cmd{"HDEL", key_records_, std::move(hash)};
+  co_return check(co_await redis_->command(std::move(cmd)));
+}
+
+net::awaitable<core::Status> Stores::mark_warm() {
+  std::vector<std::string> cmd{"SET", warm_, "1"};
+  co_return check(co_await redis_->command(std::move(cmd)));
+}
+
+net::awaitable<core::Status> Stores::mark_cold() {
+  // The pre-record SET of key hashes goes too: nothing reads it any more.
+  std::vector<std::string> cmd{"DEL", warm_, legacy_keys_};
   co_return check(co_await redis_->command(std::move(cmd)));
 }
 
@@ -61,14 +84,17 @@ net::awaitable<core::Status> Stores::replace(const std::string& key,
   co_return core::ok();
 }
 
-net::awaitable<core::Status> Stores::replace_keys(std::vector<std::string> hashes) {
+net::awaitable<core::Status> Stores::replace_keys(std::vector<std::pair<std::string, core::KeyRecord>> keys) {
   std::vector<std::vector<std::string>> fill;
-  for (std::size_t i = 0; i < hashes.size(); i += kBatch) {
-    std::vector<std::string> cmd{"SADD"};
-    for (std::size_t j = i; j < std::min(hashes.size(), i + kBatch); ++j) cmd.push_back(std::move(hashes[j]));
+  for (std::size_t i = 0; i < keys.size(); i += kBatch) {
+    std::vector<std::string> cmd{"HSET"};
+    for (std::size_t j = i; j < std::min(keys.size(), i + kBatch); ++j) {
+      cmd.push_back(std::move(keys[j].first));
+      cmd.push_back(core::encode_key_record(keys[j].second));
+    }
     fill.push_back(std::move(cmd));
   }
-  co_return co_await replace(keys_, std::move(fill));
+  co_return co_await replace(key_records_, std::move(fill));
 }
 
 net::awaitable<core::Result<std::optional<core::Route>>> Stores::route(std::string model) {

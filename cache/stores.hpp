@@ -1,9 +1,11 @@
 #pragma once
 // The gateway's data in Redis, all keys under one prefix:
-//   {prefix}keys         SET of SHA-256 hashes of active user keys
+//   {prefix}key_records  HASH SHA-256 of a user key -> key record JSON (core::encode_key_record)
 //   {prefix}routes       HASH public model name -> route JSON (core::encode_route; no secrets)
+//   {prefix}warm         set once both hashes were rebuilt from PostgreSQL: while it exists, a key
+//                        missing from key_records does not exist (no PostgreSQL lookup needed)
 //   {prefix}invalidate   pub/sub channel; messages "key:<hash>", "routes", "provider:<id>"
-// Redis is a cache: everything here can be rebuilt from PostgreSQL at any time (replace_all).
+// Redis is a cache: everything here can be rebuilt from PostgreSQL at any time (warm_cache).
 #include "cache/redis_client.hpp"
 #include "core/domain.hpp"
 #include "core/result.hpp"
@@ -13,9 +15,15 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cache {
+
+struct KeyLookup {
+  std::optional<core::KeyRecord> record;
+  bool warm = false;  // Redis holds every key: a missing record is authoritative
+};
 
 class Stores {
  public:
@@ -23,15 +31,20 @@ class Stores {
 
   const std::string& channel() const noexcept { return channel_; }
 
-  boost::asio::awaitable<core::Result<bool>> key_active(std::string hash);
-  boost::asio::awaitable<core::Status> add_key(std::string hash);
+  // One round trip: the record and whether Redis is warm.
+  boost::asio::awaitable<core::Result<KeyLookup>> key_lookup(std::string hash);
+  boost::asio::awaitable<core::Status> put_key(std::string hash, const core::KeyRecord& record);
   boost::asio::awaitable<core::Status> remove_key(std::string hash);
-  boost::asio::awaitable<core::Status> replace_keys(std::vector<std::string> hashes);
+  boost::asio::awaitable<core::Status> replace_keys(std::vector<std::pair<std::string, core::KeyRecord>> keys);
 
   boost::asio::awaitable<core::Result<std::optional<core::Route>>> route(std::string model);
   boost::asio::awaitable<core::Result<std::vector<core::Route>>> all_routes();
   boost::asio::awaitable<core::Status> put_route(core::Route r);
   boost::asio::awaitable<core::Status> replace_routes(std::vector<core::Route> routes);
+
+  // The warm marker (see above).
+  boost::asio::awaitable<core::Status> mark_warm();
+  boost::asio::awaitable<core::Status> mark_cold();
 
   boost::asio::awaitable<core::Status> publish(std::string message);
   boost::asio::awaitable<core::Status> ping();
@@ -42,7 +55,7 @@ class Stores {
                                                std::vector<std::vector<std::string>> fill);
 
   std::shared_ptr<RedisClient> redis_;
-  std::string keys_, routes_, channel_;
+  std::string key_records_, routes_, warm_, channel_, legacy_keys_;
 };
 
 }  // namespace cache

@@ -88,6 +88,15 @@ Status check_name(const std::string& name, std::string_view param = "name") {
   return ok();
 }
 
+// Sent upstream as a header value: CR, LF or other control characters would inject headers.
+Status check_secret(const std::optional<std::string>& key) {
+  if (!key) return ok();
+  for (unsigned char c : *key)
+    if (c < 0x20 || c == 0x7f)
+      return Error{errc::invalid_request, "'api_key' must not contain control characters.", "api_key"};
+  return ok();
+}
+
 Status check_uuid_field(const std::string& v, std::string_view param) {
   if (v.size() != 36 || v.find_first_not_of("0123456789abcdefABCDEF-") != std::string::npos || v[8] != '-' ||
       v[13] != '-' || v[18] != '-' || v[23] != '-')
@@ -156,6 +165,7 @@ Result<ProviderCreate> parse_provider_create(std::string_view body) {
   LLMGW_TRY(key, f.string("api_key"));
   LLMGW_TRY(url, f.string("base_url"));
   if (auto s = check_name(name); !s) return std::move(s).error();
+  if (auto s = check_secret(key); !s) return std::move(s).error();
   c.name = std::move(name);
   c.kind = std::move(kind);
   c.api_key = std::move(key);
@@ -178,6 +188,7 @@ Result<ProviderUpdate> parse_provider_update(std::string_view body) {
   LLMGW_TRY(active, f.boolean("is_active"));
   if (name)
     if (auto s = check_name(*name); !s) return std::move(s).error();
+  if (auto s = check_secret(key); !s) return std::move(s).error();
   if (url) {
     LLMGW_TRY(norm, normalize_base_url(*url));
     u.base_url = std::move(norm);

@@ -137,6 +137,8 @@ std::variant<Config, ConfigErrors> parse_config(const EnvLookup& env) {
   }
   p.integer("MAX_BODY_BYTES", c.max_body_bytes, 1024, 1LL << 32);
   p.integer("MAX_HEADER_BYTES", c.max_header_bytes, 1024, 1 << 20);
+  p.integer("MAX_CONNECTIONS", c.max_connections, 1, 10000000);
+  p.integer("MAX_BUFFERED_BODY_BYTES", c.max_buffered_body_bytes, 1024, 1LL << 40);
   p.seconds("HEADER_TIMEOUT", c.header_timeout);
   p.seconds("BODY_TIMEOUT", c.body_timeout);
   p.seconds("KEEPALIVE_TIMEOUT", c.keepalive_timeout);
@@ -170,9 +172,14 @@ All settings come from environment variables (durations in seconds, fractions al
                                provider API keys (AES-256-GCM)
   LOG_LEVEL                    debug|info|warn|error                   (info)
   MAX_BODY_BYTES               request body limit -> 413               (10485760)
-  MAX_HEADER_BYTES             request header limit -> 431             (65536)
-  HEADER_TIMEOUT               time to receive request headers         (10)
-  BODY_TIMEOUT                 time to receive the request body        (30)
+  MAX_HEADER_BYTES             request head limit (all bytes) -> 431   (65536)
+  MAX_CONNECTIONS              client connections per process -> 503   (20000, lowered to fit
+                               the file-descriptor limit)
+  MAX_BUFFERED_BODY_BYTES      request bodies held at once, all         (268435456)
+                               connections together -> 503
+  HEADER_TIMEOUT               time to receive a request head, from    (10)
+                               its first byte -> 408
+  BODY_TIMEOUT                 time to receive the request body -> 408 (30)
   KEEPALIVE_TIMEOUT            idle keep-alive connection lifetime     (75)
   SHUTDOWN_GRACE_SECONDS       drain deadline after SIGTERM/SIGINT     (30)
   UPSTREAM_CONNECT_TIMEOUT     upstream TCP+TLS connect -> 502         (10)

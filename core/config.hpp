@@ -42,6 +42,8 @@ struct Config {
   Seconds body_timeout{30};
   Seconds keepalive_timeout{75};
   Seconds shutdown_grace{30};
+  std::size_t max_connections = 20000;                  // lowered at start to what RLIMIT_NOFILE allows
+  std::size_t max_buffered_body_bytes = 256 << 20;      // all request bodies held at once, process-wide
 
   // Upstream side
   Seconds upstream_connect_timeout{10};

@@ -79,4 +79,11 @@ struct KeyIdentity {
   std::string name;
 };
 
+// What authentication yields and the hot path carries: immutable, shared, cached per worker and
+// in Redis (as JSON, by key hash). No secret: the key itself is never stored.
+struct KeyRecord {
+  std::string id;
+  std::string name;
+};
+
 }  // namespace core

@@ -44,6 +44,10 @@ std::string_view to_string(errc e) noexcept {
       return "conflict";
     case errc::request_timeout:
       return "request_timeout";
+    case errc::not_implemented:
+      return "not_implemented";
+    case errc::version_not_supported:
+      return "http_version_not_supported";
     case errc::upstream_unavailable:
       return "upstream_unavailable";
     case errc::upstream_timeout:

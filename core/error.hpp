@@ -25,6 +25,8 @@ enum class errc {
   model_not_found,  // 404 on /v1
   conflict,         // 409 duplicate name, still in use
   request_timeout,  // client too slow to send its request
+  not_implemented,  // 501: a transfer coding we do not support
+  version_not_supported,  // 505
   // server side
   upstream_unavailable,  // connect / TLS failed
   upstream_timeout,      // no response header in time

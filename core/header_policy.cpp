@@ -5,8 +5,7 @@
 namespace core {
 
 bool forward_to_upstream(std::string_view n) noexcept {
-  return iequals(n, "openai-organization") || iequals(n, "openai-project") || iequals(n, "openai-beta") ||
-         iequals(n, "x-request-id");
+  return iequals(n, "openai-organization") || iequals(n, "openai-project") || iequals(n, "openai-beta");
 }
 
 bool forward_to_client(std::string_view n) noexcept {

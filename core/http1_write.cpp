@@ -21,6 +21,11 @@ HeadWriter& HeadWriter::field(std::string_view name, std::string_view value) {
   return *this;
 }
 
+HeadWriter& HeadWriter::field_prefixed(std::string_view name, std::string_view prefix, std::string_view value) {
+  out_.append(name).append(": ").append(prefix).append(value).append("\r\n");
+  return *this;
+}
+
 HeadWriter& HeadWriter::field(std::string_view name, std::uint64_t value) {
   char digits[24];
   const auto r = std::to_chars(digits, digits + sizeof digits, value);

@@ -19,6 +19,8 @@ class HeadWriter {
   HeadWriter& request_line(std::string_view method, std::string_view target);
   HeadWriter& field(std::string_view name, std::string_view value);
   HeadWriter& field(std::string_view name, std::uint64_t value);
+  // "name: <prefix><value>" without building the value first (credentials: "Bearer " + key).
+  HeadWriter& field_prefixed(std::string_view name, std::string_view prefix, std::string_view value);
   // The blank line that ends the head.
   void end();
 

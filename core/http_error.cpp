@@ -34,6 +34,10 @@ HttpError to_http(errc e) noexcept {
       return {409, "invalid_request_error", code, "The resource conflicts with an existing one."};
     case errc::request_timeout:
       return {408, "invalid_request_error", code, "The request was not received in time."};
+    case errc::not_implemented:
+      return {501, "invalid_request_error", code, "The request's transfer coding is not supported."};
+    case errc::version_not_supported:
+      return {505, "invalid_request_error", code, "Only HTTP/1.0 and HTTP/1.1 are supported."};
     case errc::upstream_unavailable:
       return {502, "api_error", code, "The upstream provider could not be reached."};
     case errc::upstream_timeout:
@@ -45,9 +49,9 @@ HttpError to_http(errc e) noexcept {
     case errc::cache_unavailable:
       return {503, "api_error", code, "The service is temporarily unavailable."};
     case errc::overloaded:
-      return {503, "api_error", code, "The gateway is overloaded; retry later."};
+      return {503, "api_error", code, "The gateway is overloaded; retry later.", 1};
     case errc::shutting_down:
-      return {503, "api_error", code, "The gateway is shutting down."};
+      return {503, "api_error", code, "The gateway is shutting down.", 1};
     case errc::internal:
       return {500, "api_error", code, "Internal error."};
   }
@@ -65,6 +69,37 @@ std::string render_openai_error(const Error& err) {
     inner["param"] = err.param;
   inner["code"] = h.code;
   boost::json::object outer;
+  outer["error"] = std::move(inner);
+  return boost::json::serialize(outer);
+}
+
+std::string_view anthropic_error_type(const Error& err) noexcept {
+  if (err.code == errc::overloaded) return "overloaded_error";
+  switch (to_http(err.code).status) {
+    case 401:
+      return "authentication_error";
+    case 403:
+      return "permission_error";
+    case 404:
+      return "not_found_error";
+    case 413:
+      return "request_too_large";
+    case 429:
+      return "rate_limit_error";
+    case 529:
+      return "overloaded_error";
+    default:
+      return to_http(err.code).status < 500 ? "invalid_request_error" : "api_error";
+  }
+}
+
+std::string render_anthropic_error(const Error& err) {
+  const HttpError h = to_http(err.code);
+  boost::json::object inner;
+  inner["type"] = anthropic_error_type(err);
+  inner["message"] = err.message.empty() ? h.default_message : std::string_view(err.message);
+  boost::json::object outer;
+  outer["type"] = "error";
   outer["error"] = std::move(inner);
   return boost::json::serialize(outer);
 }

@@ -65,6 +65,16 @@ bool is_uuid(std::string_view s) noexcept {
   return true;
 }
 
+bool valid_request_id(std::string_view id) noexcept {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                    c == '_' || c == '.' || c == ':';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 std::string sha256_hex(std::string_view data) {
   unsigned char md[32];
   unsigned int len = 0;

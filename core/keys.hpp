@@ -13,6 +13,8 @@ std::string generate_uuid_v4();
 // CSPRNG, so the hot path makes no RAND_bytes call (OpenSSL's fork check costs a getpid per call).
 std::string generate_request_id();
 bool is_uuid(std::string_view text) noexcept;
+// A request id we accept from a client or provider, echo and log: 1-128 bytes of [A-Za-z0-9._:-].
+bool valid_request_id(std::string_view id) noexcept;
 
 // Lower-case hex SHA-256.
 std::string sha256_hex(std::string_view data);

@@ -6,7 +6,6 @@
 #include "core/keys.hpp"
 #include "core/log.hpp"
 #include "gateway/handlers.hpp"
-#include "gateway/responses.hpp"
 #include "providers/provider.hpp"
 
 #include <boost/url/parse.hpp>
@@ -31,14 +30,14 @@ bool query_flag(const Request& req, std::string_view name) {
 
 // Renders a repository result: the value with `ok`, or the error.
 template <class T, class Render>
-Response reply(const Exchange& ex, const core::Result<T>& r, http::status ok, Render render) {
-  if (!r) return error_response(ex.req, r.error());
-  return json_response(ex.req, ok, render(*r));
+Response reply(const Exchange& ex, const core::Result<T>& r, unsigned ok, Render render) {
+  if (!r) return ex.fail(r.error());
+  return json_response(ok, render(*r));
 }
 
 Response no_content(const Exchange& ex, const core::Status& s) {
-  if (!s) return error_response(ex.req, s.error());
-  return empty_response(ex.req, http::status::no_content);
+  if (!s) return ex.fail(s.error());
+  return empty_response(204);
 }
 
 core::Status check_kind(const std::string& kind) {
@@ -47,46 +46,15 @@ core::Status check_kind(const std::string& kind) {
   return core::ok();
 }
 
-// Logs a failed cache write; PostgreSQL already holds the change and the next warm-up repairs Redis.
 void note_cache_failure(const core::Status& s, std::string_view what) {
   if (!s) core::log::warn("cache update failed", {{"op", what}, {"error", core::to_string(s.error().code)}});
 }
 
-net::awaitable<void> key_changed(App& app, std::string hash, bool active) {
-  app.local.invalidate("key:" + hash);  // this replica at once, even when Redis is down
-  if (active)
-    note_cache_failure(co_await app.stores.add_key(hash), "add_key");
-  else
-    note_cache_failure(co_await app.stores.remove_key(hash), "remove_key");
-  note_cache_failure(co_await app.stores.publish("key:" + hash), "publish");
-}
-
 #define TRY_OR_RESPOND(var, expr) \
   auto var = (expr);              \
-  if (!var) co_return error_response(ex.req, std::move(var).error())
+  if (!var) co_return ex.fail(std::move(var).error())
 
 }  // namespace
-
-net::awaitable<void> App::refresh_routes() {
-  auto all = co_await routes.all();
-  if (!all) {
-    note_cache_failure(all.error(), "load_routes");
-    co_return;
-  }
-  note_cache_failure(co_await stores.replace_routes(std::move(*all)), "replace_routes");
-  note_cache_failure(co_await stores.publish("routes"), "publish");
-  local.routes.clear();
-}
-
-net::awaitable<void> App::warm_cache() {
-  auto hashes = co_await keys.active_hashes();
-  if (hashes)
-    note_cache_failure(co_await stores.replace_keys(std::move(*hashes)), "replace_keys");
-  else
-    note_cache_failure(hashes.error(), "load_keys");
-  co_await refresh_routes();
-  local.clear();
-}
 
 // ---- providers ----
 
@@ -103,18 +71,18 @@ net::awaitable<Response> admin_create_provider(App& app, Exchange& ex) {
     p.api_key_preview = core::mask_secret(*in->api_key);
   }
   auto created = co_await app.providers.create(std::move(p));
-  co_return reply(ex, created, http::status::created, [](auto& v) { return core::to_json(v); });
+  co_return reply(ex, created, 201, [](auto& v) { return core::to_json(v); });
 }
 
 net::awaitable<Response> admin_list_providers(App& app, Exchange& ex) {
   auto all = co_await app.providers.list();
-  co_return reply(ex, all, http::status::ok, [](auto& v) { return core::providers_json(v); });
+  co_return reply(ex, all, 200, [](auto& v) { return core::providers_json(v); });
 }
 
 net::awaitable<Response> admin_get_provider(App& app, Exchange& ex) {
   TRY_OR_RESPOND(id, id_param(ex));
   auto p = co_await app.providers.get(*id);
-  co_return reply(ex, p, http::status::ok, [](auto& v) { return core::to_json(v); });
+  co_return reply(ex, p, 200, [](auto& v) { return core::to_json(v); });
 }
 
 net::awaitable<Response> admin_update_provider(App& app, Exchange& ex) {
@@ -134,17 +102,17 @@ net::awaitable<Response> admin_update_provider(App& app, Exchange& ex) {
     note_cache_failure(co_await app.stores.publish("provider:" + *id), "publish");
     co_await app.refresh_routes();
   }
-  co_return reply(ex, updated, http::status::ok, [](auto& v) { return core::to_json(v); });
+  co_return reply(ex, updated, 200, [](auto& v) { return core::to_json(v); });
 }
 
 net::awaitable<Response> admin_delete_provider(App& app, Exchange& ex) {
   TRY_OR_RESPOND(id, id_param(ex));
   auto removed = co_await app.providers.remove(*id, query_flag(ex.req, "force"));
-  if (!removed) co_return error_response(ex.req, removed.error());
+  if (!removed) co_return ex.fail(removed.error());
   app.local.invalidate("provider:" + *id);
   note_cache_failure(co_await app.stores.publish("provider:" + *id), "publish");
   co_await app.refresh_routes();
-  co_return empty_response(ex.req, http::status::no_content);
+  co_return empty_response(204);
 }
 
 // ---- models ----
@@ -155,18 +123,18 @@ net::awaitable<Response> admin_create_model(App& app, Exchange& ex) {
   core::NewModel model{std::move(in->name), std::move(in->provider_id), std::move(in->provider_model_name)};
   auto created = co_await app.models.create(std::move(model));
   if (created) co_await app.refresh_routes();
-  co_return reply(ex, created, http::status::created, [](auto& v) { return core::to_json(v); });
+  co_return reply(ex, created, 201, [](auto& v) { return core::to_json(v); });
 }
 
 net::awaitable<Response> admin_list_models(App& app, Exchange& ex) {
   auto all = co_await app.models.list();
-  co_return reply(ex, all, http::status::ok, [](auto& v) { return core::models_json(v); });
+  co_return reply(ex, all, 200, [](auto& v) { return core::models_json(v); });
 }
 
 net::awaitable<Response> admin_get_model(App& app, Exchange& ex) {
   TRY_OR_RESPOND(id, id_param(ex));
   auto m = co_await app.models.get(*id);
-  co_return reply(ex, m, http::status::ok, [](auto& v) { return core::to_json(v); });
+  co_return reply(ex, m, 200, [](auto& v) { return core::to_json(v); });
 }
 
 net::awaitable<Response> admin_update_model(App& app, Exchange& ex) {
@@ -174,7 +142,7 @@ net::awaitable<Response> admin_update_model(App& app, Exchange& ex) {
   TRY_OR_RESPOND(patch, core::parse_model_update(ex.req.body()));
   auto updated = co_await app.models.update(*id, std::move(*patch));
   if (updated) co_await app.refresh_routes();
-  co_return reply(ex, updated, http::status::ok, [](auto& v) { return core::to_json(v.first); });
+  co_return reply(ex, updated, 200, [](auto& v) { return core::to_json(v.first); });
 }
 
 net::awaitable<Response> admin_delete_model(App& app, Exchange& ex) {
@@ -191,28 +159,28 @@ net::awaitable<Response> admin_create_key(App& app, Exchange& ex) {
   const std::string key = core::generate_user_key();
   const std::string hash = core::sha256_hex(key);
   auto created = co_await app.keys.create(in->name, hash, core::key_prefix(key));
-  if (created) co_await key_changed(app, hash, true);
-  co_return reply(ex, created, http::status::created,
+  if (created) co_await app.key_changed(hash);
+  co_return reply(ex, created, 201,
                   [&](auto& v) { return core::to_json_with_secret(v, key); });
 }
 
 net::awaitable<Response> admin_list_keys(App& app, Exchange& ex) {
   auto all = co_await app.keys.list();
-  co_return reply(ex, all, http::status::ok, [](auto& v) { return core::keys_json(v); });
+  co_return reply(ex, all, 200, [](auto& v) { return core::keys_json(v); });
 }
 
 net::awaitable<Response> admin_get_key(App& app, Exchange& ex) {
   TRY_OR_RESPOND(id, id_param(ex));
   auto k = co_await app.keys.get(*id);
-  co_return reply(ex, k, http::status::ok, [](auto& v) { return core::to_json(v); });
+  co_return reply(ex, k, 200, [](auto& v) { return core::to_json(v); });
 }
 
 net::awaitable<Response> admin_update_key(App& app, Exchange& ex) {
   TRY_OR_RESPOND(id, id_param(ex));
   TRY_OR_RESPOND(patch, core::parse_key_update(ex.req.body()));
   auto updated = co_await app.keys.update(*id, std::move(*patch));
-  if (updated) co_await key_changed(app, updated->second, updated->first.is_active);
-  co_return reply(ex, updated, http::status::ok, [](auto& v) { return core::to_json(v.first); });
+  if (updated) co_await app.key_changed(updated->second);
+  co_return reply(ex, updated, 200, [](auto& v) { return core::to_json(v.first); });
 }
 
 net::awaitable<Response> admin_rotate_key(App& app, Exchange& ex) {
@@ -221,17 +189,17 @@ net::awaitable<Response> admin_rotate_key(App& app, Exchange& ex) {
   const std::string hash = core::sha256_hex(key);
   auto rotated = co_await app.keys.rotate(*id, hash, core::key_prefix(key));
   if (rotated) {
-    co_await key_changed(app, rotated->second, false);  // the old key stops working now
-    co_await key_changed(app, hash, rotated->first.is_active);
+    co_await app.key_changed(rotated->second);  // the old key stops working now
+    co_await app.key_changed(hash);
   }
-  co_return reply(ex, rotated, http::status::ok,
+  co_return reply(ex, rotated, 200,
                   [&](auto& v) { return core::to_json_with_secret(v.first, key); });
 }
 
 net::awaitable<Response> admin_delete_key(App& app, Exchange& ex) {
   TRY_OR_RESPOND(id, id_param(ex));
   auto revoked = co_await app.keys.revoke(*id);
-  if (revoked) co_await key_changed(app, *revoked, false);
+  if (revoked) co_await app.key_changed(*revoked);
   co_return no_content(ex, revoked ? core::ok() : core::Status(revoked.error()));
 }
 

@@ -1,29 +1,54 @@
 #pragma once
-// Everything a handler can reach, built once in main() and passed by reference.
+// What a handler can reach. `Shared` is one per process (read-only, or synchronised inside);
+// `App` is one per worker: its io_context, caches, pools and sessions, used from that worker's
+// thread only, so the hot path takes no locks.
 #include "cache/redis_client.hpp"
 #include "cache/stores.hpp"
 #include "core/config.hpp"
-#include "gateway/buffer_pool.hpp"
+#include "gateway/body_budget.hpp"
+#include "gateway/deadlines.hpp"
 #include "gateway/http.hpp"
 #include "gateway/local_cache.hpp"
+#include "gateway/session_list.hpp"
+#include "gateway/upstream_pool.hpp"
 #include "storage/db.hpp"
 #include "storage/key_repo.hpp"
 #include "storage/model_repo.hpp"
 #include "storage/provider_repo.hpp"
 #include "storage/route_repo.hpp"
 
-#include <list>
+#include <boost/asio/ssl/context.hpp>
+
+#include <atomic>
 #include <memory>
 
 namespace gw {
 
-class UpstreamPool;
+struct Shared {
+  Shared(const core::Config& c, storage::Db& d, net::ssl::context& t, std::size_t max_conns)
+      : cfg(c), db(d), tls(t), body_budget(c.max_buffered_body_bytes), max_connections(max_conns) {}
+
+  const core::Config& cfg;
+  storage::Db& db;
+  net::ssl::context& tls;
+  BodyBudget body_budget;
+  std::atomic<std::size_t> connections{0};
+  const std::size_t max_connections;  // MAX_CONNECTIONS, lowered to what the fd limit allows
+  const Clock::time_point started = Clock::now();
+};
 
 struct App {
-  App(const core::Config& c, net::io_context& io, storage::Db& d, std::shared_ptr<cache::RedisClient> r,
-      UpstreamPool& pool)
-      : cfg(c), ioc(io), db(d), redis(r), stores(std::move(r), c.redis_prefix), upstream(pool) {}
+  App(Shared& s, net::io_context& io, std::shared_ptr<cache::RedisClient> r)
+      : shared(s),
+        cfg(s.cfg),
+        ioc(io),
+        db(s.db),
+        redis(r),
+        stores(std::move(r), s.cfg.redis_prefix),
+        deadlines(io.get_executor()),
+        upstream(s.cfg, s.tls, deadlines) {}
 
+  Shared& shared;
   const core::Config& cfg;
   net::io_context& ioc;
   storage::Db& db;
@@ -34,17 +59,29 @@ struct App {
   std::shared_ptr<cache::RedisClient> redis;
   cache::Stores stores;
   LocalCaches local;
-  UpstreamPool& upstream;
-  BufferPool buffers;
-  Clock::time_point started = Clock::now();
-
+  Deadlines deadlines;
+  UpstreamPool upstream;
+  SessionList sessions;
   bool draining = false;
-  std::list<SessionEntry*> sessions;
 
-  // Rebuilds Redis from PostgreSQL (start-up, Redis reconnect). Errors are logged, not fatal.
+  // /health/ready: PostgreSQL's answer is reused for a second (Redis is asked every time).
+  Clock::time_point db_checked_at{};
+  bool db_ok = false;
+
+  // Rebuilds Redis from PostgreSQL (start-up, every Redis reconnect) and marks it warm. Errors are
+  // logged, not fatal; a failed rebuild is retried until it succeeds.
   net::awaitable<void> warm_cache();
   // After an admin change of providers/models: rewrite the route hash, tell every replica.
   net::awaitable<void> refresh_routes();
+  // After an admin change of a key: update its Redis record, tell every replica.
+  net::awaitable<void> key_changed(std::string hash);
+  // A cache write failed, so Redis may now disagree with PostgreSQL: it is no longer trusted as
+  // authoritative (warm marker dropped) and rebuilt as soon as possible.
+  void cache_write_failed(std::string_view what);
+
+ private:
+  bool rewarm_pending_ = false;
+  net::awaitable<void> rewarm_until_done();
 };
 
 }  // namespace gw

@@ -1,7 +1,7 @@
 #pragma once
 // Every HTTP handler. Handlers are thin: parse with core/, act through storage/ and cache/, answer.
 #include "gateway/app.hpp"
-#include "gateway/http.hpp"
+#include "gateway/exchange.hpp"
 
 namespace gw {
 

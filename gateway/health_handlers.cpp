@@ -1,15 +1,17 @@
 #include "core/log.hpp"
 #include "gateway/deadline.hpp"
 #include "gateway/handlers.hpp"
-#include "gateway/responses.hpp"
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/json.hpp>
 
 namespace gw {
 namespace {
 
 constexpr auto kProbeDeadline = std::chrono::milliseconds(1000);
+// Readiness probes arrive every few seconds from every kubelet and load balancer: PostgreSQL's
+// answer is reused this long, so probes never add a query each. Redis is asked every time (it is
+// on the hot path: readiness must turn 503 the moment it dies).
+constexpr auto kDbProbeReuse = std::chrono::seconds(1);
 constexpr std::string_view kVersion = "0.1.0";
 
 struct Probe {
@@ -17,12 +19,19 @@ struct Probe {
   bool redis = false;
 };
 
+net::awaitable<bool> probe_db(App& app) {
+  const auto now = Clock::now();
+  if (now - app.db_checked_at < kDbProbeReuse) co_return app.db_ok;
+  auto r = co_await with_deadline(app.db.ping(), kProbeDeadline);
+  app.db_ok = r && r->has_value();
+  app.db_checked_at = Clock::now();
+  co_return app.db_ok;
+}
+
 net::awaitable<Probe> probe(App& app) {
-  using namespace net::experimental::awaitable_operators;
-  // Both at once, each with its own deadline: readiness must answer quickly when one hangs.
-  auto [db, redis] = co_await (with_deadline(app.db.ping(), kProbeDeadline) &&
-                               with_deadline(app.stores.ping(), kProbeDeadline));
-  co_return Probe{db && db->has_value(), redis && redis->has_value()};
+  auto redis = co_await with_deadline(app.stores.ping(), kProbeDeadline);
+  const bool db = co_await probe_db(app);
+  co_return Probe{db, redis && redis->has_value()};
 }
 
 std::string_view up(bool ok) {
@@ -31,29 +40,29 @@ std::string_view up(bool ok) {
 
 }  // namespace
 
-net::awaitable<Response> health_live(App&, Exchange& ex) {
-  co_return json_response(ex.req, http::status::ok, R"({"status":"ok"})");
+net::awaitable<Response> health_live(App&, Exchange&) {
+  co_return json_response(200, R"({"status":"ok"})");
 }
 
-net::awaitable<Response> health_ready(App& app, Exchange& ex) {
+net::awaitable<Response> health_ready(App& app, Exchange&) {
   const Probe p = co_await probe(app);
   const bool ready = p.db && p.redis && !app.draining;
-  boost::json::object body{
-      {"status", ready ? "ready" : "unavailable"}, {"db", up(p.db)}, {"redis", up(p.redis)}};
+  boost::json::object body{{"status", ready ? "ready" : "unavailable"}, {"db", up(p.db)}, {"redis", up(p.redis)}};
   if (app.draining) body["draining"] = true;
-  co_return json_response(ex.req, ready ? http::status::ok : http::status::service_unavailable,
-                          boost::json::serialize(body));
+  co_return json_response(ready ? 200 : 503, boost::json::serialize(body));
 }
 
-net::awaitable<Response> health_info(App& app, Exchange& ex) {
+net::awaitable<Response> health_info(App& app, Exchange&) {
   const Probe p = co_await probe(app);
-  const auto uptime = std::chrono::duration<double>(Clock::now() - app.started).count();
+  const auto uptime = std::chrono::duration<double>(Clock::now() - app.shared.started).count();
   boost::json::object body{{"status", p.db && p.redis ? "ok" : "degraded"},
                            {"version", kVersion},
                            {"uptime_seconds", uptime},
                            {"db", up(p.db)},
-                           {"redis", up(p.redis)}};
-  co_return json_response(ex.req, http::status::ok, boost::json::serialize(body));
+                           {"redis", up(p.redis)},
+                           {"connections", app.shared.connections.load(std::memory_order_relaxed)},
+                           {"buffered_body_bytes", app.shared.body_budget.in_use()}};
+  co_return json_response(200, boost::json::serialize(body));
 }
 
 }  // namespace gw

@@ -5,9 +5,11 @@
 #include "gateway/server.hpp"
 #include "gateway/upstream_pool.hpp"
 
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdlib>
@@ -52,38 +54,67 @@ Migration migrate_with_retry(storage::Db& db) {
       return Migration::failed;
     }
     log::warn("database not reachable yet, retrying");
-    for (int i = 0; i < 10 && !g_stop_requested; ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    for (int i = 0; i < 10 && !g_stop_requested; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     if (g_stop_requested) return Migration::stopped;
   }
 }
 
-net::awaitable<void> shutdown(App& app, tcp::acceptor& acceptor, std::function<void()> stop_background) {
-  log::info("shutting down", {{"grace_seconds", app.cfg.shutdown_grace.count()}});
-  beast::error_code ec;
-  acceptor.close(ec);
-  begin_drain(app);
-  const auto deadline = Clock::now() + to_steady(app.cfg.shutdown_grace);
+// Raises the soft file-descriptor limit to the hard one and derives how many client connections
+// fit: each may hold two descriptors (client + upstream), plus a reserve for everything else.
+std::size_t connection_limit(const core::Config& cfg) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  const std::size_t reserve = 64 + cfg.db_pool_size;
+  const std::size_t fds = rl.rlim_cur == RLIM_INFINITY ? SIZE_MAX : static_cast<std::size_t>(rl.rlim_cur);
+  const std::size_t fit = fds > reserve + 2 ? (fds - reserve) / 2 : 1;
+  const std::size_t limit = std::min(cfg.max_connections, fit);
+  log::info("connection limit", {{"max_connections", limit}, {"fd_limit", fds}});
+  return limit;
+}
+
+// Last resort: a shutdown that has not finished long after the grace period exits anyway,
+// without running destructors (so nothing can be used after it was freed).
+void start_shutdown_watchdog(std::chrono::duration<double> after) {
+  std::thread([after] {
+    std::this_thread::sleep_for(after);
+    log::error("shutdown did not finish in time; exiting");
+    std::_Exit(1);
+  }).detach();
+}
+
+net::awaitable<void> wait_for_sessions(App& app, Clock::time_point until) {
   net::steady_timer tick(app.ioc);
-  while (!app.sessions.empty() && Clock::now() < deadline) {
+  while (!app.sessions.empty() && Clock::now() < until) {
     tick.expires_after(std::chrono::milliseconds(20));
     co_await tick.async_wait(use_tuple);
   }
+}
+
+// SIGTERM: stop accepting, let busy requests finish within the grace period, then cut what is
+// left; everything else stops once no session needs it. The io_context then runs out of work and
+// run() returns: every coroutine frame is gone before anything is destroyed.
+net::awaitable<void> shutdown(App& app, tcp::acceptor& acceptor, std::function<void()> stop_background) {
+  log::info("shutting down", {{"grace_seconds", app.cfg.shutdown_grace.count()}});
+  start_shutdown_watchdog(app.cfg.shutdown_grace + std::chrono::seconds(20));
+  error_code ec;
+  acceptor.close(ec);
+  begin_drain(app);
+  co_await wait_for_sessions(app, Clock::now() + to_steady(app.cfg.shutdown_grace));
   if (!app.sessions.empty()) {
     log::warn("grace period over, closing busy connections", {{"open", app.sessions.size()}});
     force_close(app);
-    // Their coroutines unwind at once; they must be gone before App is destroyed.
-    for (int i = 0; i < 100 && !app.sessions.empty(); ++i) {
-      tick.expires_after(std::chrono::milliseconds(10));
-      co_await tick.async_wait(use_tuple);
-    }
   }
-  stop_background();
-  app.ioc.stop();
+  stop_background();  // Redis waits fail at once; queued database jobs too
+  co_await wait_for_sessions(app, Clock::time_point::max());
 }
 
 int run(const core::Config& cfg) {
   std::signal(SIGPIPE, SIG_IGN);
+  const std::size_t max_connections = connection_limit(cfg);
   storage::Db db({cfg.database_url, cfg.db_pool_size, 1024,
                   std::chrono::duration_cast<std::chrono::milliseconds>(cfg.db_timeout), 3});
   switch (migrate_with_retry(db)) {
@@ -102,10 +133,10 @@ int run(const core::Config& cfg) {
     return 1;
   }
   net::io_context ioc{1};
-  UpstreamPool pool(cfg, **tls);
+  Shared shared(cfg, db, **tls, max_connections);
   const auto ropts = redis_options(cfg);
   auto redis = std::make_shared<cache::RedisClient>(ioc.get_executor(), ropts);
-  App app(cfg, ioc, db, redis, pool);
+  App app(shared, ioc, redis);
 
   // Every (re)connect to Redis rebuilds it from PostgreSQL: a restarted, empty Redis refills.
   redis->on_connected([&app] { net::co_spawn(app.ioc, app.warm_cache(), net::detached); });
@@ -117,10 +148,12 @@ int run(const core::Config& cfg) {
   subscriber->start();
 
   tcp::acceptor acceptor(ioc);
-  beast::error_code ec;
+  error_code ec;
   const auto address = net::ip::make_address(cfg.listen_host, ec);
   if (ec) {
     log::error("LISTEN_ADDR host must be an IP address", {{"host", cfg.listen_host}});
+    redis->stop();
+    subscriber->stop();
     return 1;
   }
   const tcp::endpoint endpoint{address, cfg.listen_port};
@@ -131,6 +164,10 @@ int run(const core::Config& cfg) {
   if (ec) {
     log::error("cannot listen",
                {{"addr", cfg.listen_host + ":" + std::to_string(cfg.listen_port)}, {"error", ec.message()}});
+    redis->stop();
+    subscriber->stop();
+    ioc.run();
+    db.stop();
     return 1;
   }
   const auto bound = acceptor.local_endpoint();
@@ -138,17 +175,23 @@ int run(const core::Config& cfg) {
   net::co_spawn(ioc, accept_loop(app, acceptor), net::detached);
 
   net::signal_set signals(ioc, SIGINT, SIGTERM);
+  // Stopping the database pool blocks (it joins its threads), so it runs beside the io_context: it
+  // fails queued jobs at once and interrupts queries still running after a short grace, which ends
+  // every wait a session may still have on a hung PostgreSQL.
+  std::thread db_stopper;
   auto stop_background = [&] {
     redis->stop();
     subscriber->stop();
-    pool.close_idle();
+    app.upstream.close_idle();
+    db_stopper = std::thread([&db] { db.stop(std::chrono::milliseconds(500)); });
   };
-  signals.async_wait([&](beast::error_code sec, int) {
+  signals.async_wait([&](error_code sec, int) {
     if (!sec) net::co_spawn(ioc, shutdown(app, acceptor, stop_background), net::detached);
   });
 
-  ioc.run();
-  db.stop();
+  ioc.run();  // returns when nothing is left: sessions, background work, waits
+  if (db_stopper.joinable()) db_stopper.join();
+  db.stop();  // pool threads finish before the io_context they post to is destroyed
   log::info("stopped");
   return 0;
 }

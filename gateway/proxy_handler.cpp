@@ -1,14 +1,14 @@
-// /v1: authenticate, route, rewrite, relay. Each step is a small function; the relay does the
-// streaming (gateway/relay.cpp).
+// /v1: route, rewrite, relay. The key was authenticated from the headers before the body was read
+// (gateway/server.cpp); each step here is a small function; the relay does the streaming.
 #include "core/crypto.hpp"
 #include "core/header_policy.hpp"
-#include "core/keys.hpp"
+#include "core/http1_write.hpp"
 #include "core/log.hpp"
 #include "core/model_rewrite.hpp"
 #include "core/upstream_target.hpp"
+#include "gateway/client_watch.hpp"
 #include "gateway/handlers.hpp"
 #include "gateway/relay.hpp"
-#include "gateway/responses.hpp"
 #include "providers/provider.hpp"
 
 #include <boost/json.hpp>
@@ -18,44 +18,8 @@ namespace {
 
 using core::errc;
 
-// Records last_used_at in the background, at most once a minute per key: never on the request's path.
-void note_key_use(App& app, const std::string& hash) {
-  if (app.local.touched_keys.find(hash)) return;
-  app.local.touched_keys.put(hash, true);
-  net::co_spawn(app.ioc, app.keys.touch_last_used(hash), net::detached);
-}
-
-// A key seen valid within the last second passes without I/O; otherwise SISMEMBER in Redis; on a
-// miss or when Redis is down, PostgreSQL decides (and repairs Redis). Known-bad hashes are
-// remembered briefly so a flood of wrong keys never reaches PostgreSQL.
-net::awaitable<core::Status> authenticate(App& app, const Request& req) {
-  const auto token = core::bearer_token(req[http::field::authorization]);
-  if (token.empty()) co_return core::Error{errc::missing_api_key};
-  std::string hash = core::sha256_hex(token);
-  if (app.local.good_keys.find(hash)) {
-    note_key_use(app, hash);
-    co_return core::ok();
-  }
-  auto cached = co_await app.stores.key_active(hash);
-  if (cached && *cached) {
-    note_key_use(app, hash);
-    app.local.good_keys.put(std::move(hash), true);
-    co_return core::ok();
-  }
-  if (app.local.bad_keys.find(hash)) co_return core::Error{errc::invalid_api_key};
-  auto found = co_await app.keys.find_active(hash);
-  if (!found) co_return found.error();
-  if (!*found) {
-    app.local.bad_keys.put(std::move(hash), true);
-    co_return core::Error{errc::invalid_api_key};
-  }
-  note_key_use(app, hash);
-  app.local.good_keys.put(hash, true);
-  if (cached) (void)co_await app.stores.add_key(std::move(hash));  // Redis answered but had lost it
-  co_return core::ok();
-}
-
-// In-process map, then the Redis hash, then PostgreSQL. nullptr: no such (active) model.
+// In-process map, then the Redis hash, then PostgreSQL. nullptr: no such (active) model. Callers
+// pass only names that passed core::valid_model_name.
 net::awaitable<core::Result<RoutePtr>> find_route(App& app, const std::string& model) {
   if (const auto* hit = app.local.routes.find(model)) co_return *hit;
   auto cached = co_await app.stores.route(model);
@@ -95,60 +59,69 @@ net::awaitable<core::Result<std::string>> provider_secret(App& app, const std::s
   co_return plain;
 }
 
-core::Error model_not_found(const std::string& model) {
-  return {errc::model_not_found, "The model `" + model + "` does not exist or you do not have access to it.",
-          "model"};
+core::Error model_not_found(std::string_view model) {
+  return {errc::model_not_found,
+          "The model `" + std::string(model) + "` does not exist or you do not have access to it.", "model"};
 }
 
-http::request<http::string_body> upstream_request(const Exchange& ex, const core::UpstreamTarget& t,
-                                                  const providers::ProviderKind& kind,
-                                                  const std::string& secret, std::string body) {
+// The head the provider receives: our own Host, content headers and request id, the client headers
+// the policy lets through, the provider's credentials.
+std::string upstream_head(const Exchange& ex, const RouteEntry& e, std::string_view secret, std::size_t body_size) {
+  std::string out;
+  out.reserve(512);
+  core::http1::HeadWriter w(out);
   // "/v1/chat/completions?x" -> base_path + "/chat/completions?x"
-  const std::string_view suffix = ex.req.target().substr(3);
-  http::request<http::string_body> up{http::verb::post, core::upstream_request_target(t, suffix), 11};
-  up.set(http::field::host, t.host_header);
-  up.set(http::field::user_agent, "llm-gateway/0.1");
-  up.set(http::field::content_type, "application/json");
-  const auto accept = ex.req[http::field::accept];
-  if (accept.empty())
-    up.set(http::field::accept, "application/json");
-  else
-    up.set(http::field::accept, accept);
-  for (const auto& f : ex.req)
-    if (core::forward_to_upstream(f.name_string())) up.insert(f.name_string(), f.value());
-  kind.apply_headers(up.base(), secret);
-  up.body() = std::move(body);
-  up.keep_alive(true);
-  up.prepare_payload();
-  return up;
+  w.request_line("POST", core::upstream_request_target(*e.target, ex.req.target().substr(3)));
+  w.field("Host", e.target->host_header);
+  w.field("User-Agent", "llm-gateway/0.1");
+  w.field("Content-Type", "application/json");
+  const auto accept = ex.req.header("accept");
+  w.field("Accept", accept.empty() ? std::string_view("application/json") : accept);
+  w.field("X-Request-Id", ex.request_id);
+  for (const auto& f : ex.req.head().fields)
+    if (core::forward_to_upstream(f.name)) w.field(f.name, f.value);
+  e.kind->apply_headers(w, secret);
+  w.field("Content-Length", std::uint64_t{body_size});
+  w.end();
+  return out;
 }
 
-// Connect (or reuse), relay, and retry once on a fresh connection when a pooled one turned out
-// to be dead before any byte of the answer.
-net::awaitable<Response> forward(App& app, Exchange& ex, const core::UpstreamTarget& target,
-                                 http::request<http::string_body>& up) {
+// Connect (or reuse), relay. A pooled connection that turns out dead before any byte of the request
+// was written is replaced once by a fresh one; once a byte went out, a POST is never sent again.
+net::awaitable<Response> forward(App& app, Exchange& ex, const RouteEntry& entry, const UpstreamRequest& up) {
+  ClientWatch watch(ex.client, ex.session);
+  RelayClient client{ex.client,           ex.client_deadline, ex.session, ex.req.version_minor(),
+                     ex.keep_alive && !app.draining, ex.request_id};
   for (int attempt = 0;; ++attempt) {
-    auto conn = co_await app.upstream.acquire(target, attempt == 0);
-    if (!conn) co_return error_response(ex.req, conn.error());
-    RelayRequest rq{ex.client,
-                    up,
-                    ex.request_id,
-                    ex.client_sent_request_id,
-                    ex.keep_alive && !app.draining,
-                    ex.req.version() == 10 ? 10u : 11u,
-                    app.cfg,
-                    app.buffers};
-    ex.session.upstream = conn->get();
-    const RelayResult r = co_await relay(**conn, rq);
-    ex.session.upstream = nullptr;
-    if (r.complete && r.upstream_reusable) app.upstream.release(target, std::move(*conn));
-    if (!r.responded && !r.client_gone) {
-      if (r.retry_on_fresh && attempt == 0) continue;
-      co_return error_response(ex.req, {r.error});
+    auto conn = co_await app.upstream.acquire(*entry.target, ex.session);
+    RelayResult r;
+    bool reused = false;
+    if (conn) {
+      reused = (*conn)->reused;
+      r = co_await relay(**conn, up, client, app.cfg, nullptr);
+      if (r.complete && r.upstream_reusable) app.upstream.release(*entry.target, std::move(*conn));
+    } else {
+      r.error = conn.error().code;
+      r.request_unsent = true;
+    }
+    ex.upstream_request_id = r.upstream_request_id;
+    if (ex.session.client_gone && !r.responded) r.client_gone = true;
+    if (r.client_gone && !r.responded) {  // nothing to answer: log 499 and close
+      ex.responded = true;
+      ex.status = 499;
+      ex.keep_alive = false;
+      ex.error = "client_gone";
+      co_return Response{};
+    }
+    if (!r.responded) {
+      if (conn && r.request_unsent && reused && attempt == 0) continue;
+      ex.error = std::string(core::to_string(r.error));
+      co_return ex.fail(conn ? core::Error{r.error} : conn.error());
     }
     ex.responded = true;
-    ex.status = r.client_gone && !r.responded ? 499 : r.status;
-    ex.keep_alive = r.complete && rq.client_keep_alive;
+    ex.status = r.status;
+    ex.keep_alive = r.complete && r.client_keep_alive;
+    if (!r.complete) ex.error = r.client_gone ? "client_gone" : "upstream_cut";
     co_return Response{};
   }
 }
@@ -160,45 +133,44 @@ boost::json::object model_object(const core::Route& r) {
 }  // namespace
 
 net::awaitable<Response> v1_proxy(App& app, Exchange& ex) {
-  if (auto auth = co_await authenticate(app, ex.req); !auth) co_return error_response(ex.req, auth.error());
   auto info = core::inspect_inference_body(ex.req.body());
-  if (!info) co_return error_response(ex.req, info.error());
+  if (!info) co_return ex.fail(info.error());
   ex.model = info->model;
 
   auto found = co_await find_route(app, info->model);
-  if (!found) co_return error_response(ex.req, found.error());
+  if (!found) co_return ex.fail(found.error());
   const RoutePtr entry = std::move(*found);  // keeps the entry alive across suspensions
-  if (!entry) co_return error_response(ex.req, model_not_found(info->model));
-  if (!entry->kind || !entry->target) co_return error_response(ex.req, {errc::internal});
+  if (!entry) co_return ex.fail(model_not_found(info->model));
+  if (!entry->kind || !entry->target) co_return ex.fail({errc::internal});
   auto secret = co_await provider_secret(app, entry->route.provider_id);
-  if (!secret) co_return error_response(ex.req, secret.error());
+  if (!secret) co_return ex.fail(secret.error());
 
-  auto up = upstream_request(ex, *entry->target, *entry->kind, *secret,
-                             core::rewrite_model(ex.req.body(), *info, entry->route.upstream_model));
-  co_return co_await forward(app, ex, *entry->target, up);
+  const std::string body = core::rewrite_model(ex.req.body(), *info, entry->route.upstream_model);
+  UpstreamRequest up{"POST", upstream_head(ex, *entry, *secret, body.size()), body};
+  co_return co_await forward(app, ex, *entry, up);
 }
 
 net::awaitable<Response> v1_list_models(App& app, Exchange& ex) {
-  if (auto auth = co_await authenticate(app, ex.req); !auth) co_return error_response(ex.req, auth.error());
   // An empty hash may be a Redis that lost its data: then PostgreSQL answers (cheap, and right
   // when there really are no models).
   auto routes = co_await app.stores.all_routes();
   if (!routes || routes->empty()) routes = co_await app.routes.all();
-  if (!routes) co_return error_response(ex.req, routes.error());
+  if (!routes) co_return ex.fail(routes.error());
   boost::json::array data;
   for (const auto& r : *routes) data.emplace_back(model_object(r));
   co_return json_response(
-      ex.req, http::status::ok,
-      boost::json::serialize(boost::json::object{{"object", "list"}, {"data", std::move(data)}}));
+      200, boost::json::serialize(boost::json::object{{"object", "list"}, {"data", std::move(data)}}));
 }
 
 net::awaitable<Response> v1_get_model(App& app, Exchange& ex) {
-  if (auto auth = co_await authenticate(app, ex.req); !auth) co_return error_response(ex.req, auth.error());
   const std::string model(ex.params.get("model"));
+  // Percent-decoded path bytes: anything that cannot be a model name (invalid UTF-8, control
+  // characters, too long) is simply not found, and never reaches a cache or PostgreSQL.
+  if (!core::valid_model_name(model)) co_return ex.fail(model_not_found("(invalid name)"));
   auto found = co_await find_route(app, model);
-  if (!found) co_return error_response(ex.req, found.error());
-  if (!*found) co_return error_response(ex.req, model_not_found(model));
-  co_return json_response(ex.req, http::status::ok, boost::json::serialize(model_object((*found)->route)));
+  if (!found) co_return ex.fail(found.error());
+  if (!*found) co_return ex.fail(model_not_found(model));
+  co_return json_response(200, boost::json::serialize(model_object((*found)->route)));
 }
 
 }  // namespace gw

@@ -2,245 +2,241 @@
 
 #include "core/ascii.hpp"
 #include "core/header_policy.hpp"
+#include "core/http1_body.hpp"
+#include "core/keys.hpp"
+#include "core/relay_plan.hpp"
+#include "gateway/client_watch.hpp"
+#include "gateway/read_buffer.hpp"
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/buffer_body.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/error.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
 
 #include <array>
+#include <charconv>
 #include <span>
-
-#include <fmt/format.h>
 
 namespace gw {
 namespace {
 
 using core::errc;
-constexpr std::uint32_t kUpstreamHeaderLimit = 64 * 1024;
+namespace h1 = core::http1;
+
 constexpr std::size_t kReadBuffer = 16 * 1024;
-constexpr auto kStaleConnectionWindow = std::chrono::milliseconds(250);
+constexpr h1::Limits kUpstreamHead{.max_head_bytes = 64 * 1024, .max_fields = 256};
+constexpr h1::ChunkLimits kUpstreamChunks{.max_line = 4096, .max_trailers = 16 * 1024};
 
-bool is_timeout(const beast::error_code& ec) {
-  return ec == beast::error::timeout;
+bool is_eof(const error_code& ec) {
+  return ec == net::error::eof || ec == net::ssl::error::stream_truncated;
 }
 
-bool closed_before_answer(const beast::error_code& ec) {
-  return ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
-         ec == net::error::broken_pipe || ec == net::ssl::error::stream_truncated;
-}
-
-// "Name: value\r\n" for every field, then the blank line that ends a head.
-void append_fields(std::string& out, const http::fields& fields) {
-  for (const auto& f : fields) out.append(f.name_string()).append(": ").append(f.value()).append("\r\n");
-  out.append("\r\n");
-}
-
-// The response head as bytes, so it can share one write with the first body bytes.
-std::string serialize_head(const http::response<http::empty_body>& head) {
-  std::string out = fmt::format("HTTP/{}.{} {} {}\r\n", head.version() / 10, head.version() % 10,
-                                head.result_int(), std::string_view(head.reason()));
-  append_fields(out, head);
-  return out;
-}
-
-std::string serialize_request_head(const http::request<http::string_body>& req) {
-  std::string out;
-  out.reserve(512);
-  out.append(req.method_string()).append(" ").append(req.target()).append(" HTTP/1.1\r\n");
-  append_fields(out, req);
-  return out;
-}
-
-// Feeds body bytes already read along with the header to the parser, without I/O. Returns how many
-// body bytes landed in buf.
-template <std::size_t N>
-std::size_t parse_buffered(http::response_parser<http::buffer_body>& parser, beast::flat_buffer& in,
-                           std::array<char, N>& buf) {
-  parser.get().body().data = buf.data();
-  parser.get().body().size = buf.size();
-  while (in.size() > 0 && !parser.is_done() && parser.get().body().size > 0) {
-    beast::error_code ec;
-    const std::size_t used = parser.put(in.data(), ec);
-    in.consume(used);
-    if (ec || used == 0) break;  // need more bytes, a full buffer, or an error the next read reports
-  }
-  return buf.size() - parser.get().body().size;
-}
-
-// Up to one write's worth of buffers: head, chunk framing, data, last chunk.
+// Up to one write's worth of buffers: head, then per body piece its chunk framing, then the last
+// chunk. Size lines live here so the buffers stay valid until the write completes.
 class OutBuffers {
  public:
-  void add(std::string_view s) {
+  static constexpr std::size_t kMaxPieces = 16;
+
+  bool full() const noexcept { return pieces_ == kMaxPieces; }
+  bool empty() const noexcept { return count_ == 0; }
+  void add(std::string_view s) noexcept {
     if (!s.empty()) bufs_[count_++] = net::buffer(s.data(), s.size());
   }
-  void add_body(std::string_view data, bool chunked, bool last_chunk) {
-    if (!data.empty()) {
-      if (chunked) {
-        const auto len = fmt::format_to_n(size_line_, sizeof size_line_, "{:x}\r\n", data.size()).size;
-        add({size_line_, len});
-        add(data);
-        add("\r\n");
-      } else {
-        add(data);
-      }
+  void add_body(std::string_view data, bool chunked) noexcept {
+    if (data.empty()) return;
+    if (chunked) {
+      char* line = size_lines_[pieces_];
+      auto r = std::to_chars(line, line + 18, data.size(), 16);
+      *r.ptr++ = '\r';
+      *r.ptr++ = '\n';
+      add({line, static_cast<std::size_t>(r.ptr - line)});
+      add(data);
+      add("\r\n");
+    } else {
+      add(data);
     }
-    if (last_chunk) add("0\r\n\r\n");
+    ++pieces_;
   }
-  std::span<const net::const_buffer> view() const { return {bufs_.data(), count_}; }
+  std::span<const net::const_buffer> view() const noexcept { return {bufs_.data(), count_}; }
+  void clear() noexcept { count_ = pieces_ = 0; }
 
  private:
-  std::array<net::const_buffer, 5> bufs_;
-  std::size_t count_ = 0;
-  char size_line_[24];
+  std::array<net::const_buffer, 2 + 3 * kMaxPieces> bufs_;
+  char size_lines_[kMaxPieces][20];
+  std::size_t count_ = 0, pieces_ = 0;
 };
 
+// Why an upstream operation failed, as the client would be told.
+errc upstream_error(const UpstreamConn& conn, const error_code& ec, bool partial) {
+  if (conn.deadline.fired() || ec == net::error::timed_out) return errc::upstream_timeout;
+  if (partial) return errc::upstream_protocol;
+  return errc::upstream_unavailable;
+}
+
+// Decrypted bytes OpenSSL holds beyond what we read would belong to no request.
+bool nothing_buffered(tcp::socket&) {
+  return true;
+}
+bool nothing_buffered(TlsStream& s) {
+  return SSL_pending(s.native_handle()) == 0;
+}
+
 template <class Stream>
-net::awaitable<RelayResult> relay_on(Stream& up, bool reused, RelayRequest& rq) {
+net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const UpstreamRequest& rq, RelayClient& client,
+                                     const core::Config& cfg, RelayHooks* hooks) {
   RelayResult r;
-  auto& up_tcp = beast::get_lowest_layer(up);
+  auto gone = [&] { return client.session.client_gone; };
 
-  // 1. Request out, response header in: one deadline (UPSTREAM_FIRST_BYTE_TIMEOUT).
-  up_tcp.expires_after(to_steady(rq.cfg.upstream_first_byte_timeout));
-  // Head and body in one gather write; cheaper than Beast's generic serializer for a string body.
-  const std::string request_head = serialize_request_head(rq.upstream_request);
-  const std::array<net::const_buffer, 2> request_out{net::buffer(request_head),
-                                                     net::buffer(rq.upstream_request.body())};
-  auto [wec, wn] = co_await net::async_write(up, request_out, use_tuple);
+  // 0. A client that left while we authenticated or connected is not sent upstream.
+  if (gone() || client_gone_now(client.socket)) {
+    r.client_gone = r.request_unsent = true;
+    co_return r;
+  }
+
+  // 1. Request out, response head in: one deadline (UPSTREAM_FIRST_BYTE_TIMEOUT).
+  conn.deadline.expires_after(to_steady(cfg.upstream_first_byte_timeout));
+  const std::array<net::const_buffer, 2> request_out{net::buffer(rq.head), net::buffer(rq.body.data(), rq.body.size())};
+  auto [wec, written] = co_await net::async_write(up, request_out, use_tuple);
   if (wec) {
-    r.error = is_timeout(wec) ? errc::upstream_timeout : errc::upstream_unavailable;
-    r.retry_on_fresh = reused && !is_timeout(wec);
-    co_return r;
-  }
-  beast::flat_buffer upbuf;
-  upbuf.reserve(kReadBuffer);  // an empty flat_buffer reads 512 bytes at a time
-  http::response_parser<http::buffer_body> parser;
-  parser.body_limit(boost::none);  // streamed, never stored
-  parser.header_limit(kUpstreamHeaderLimit);
-  const auto sent_at = Clock::now();
-  auto [hec, hn] = co_await http::async_read_header(up, upbuf, parser, use_tuple);
-  if (hec) {
-    r.error = is_timeout(hec)             ? errc::upstream_timeout
-              : closed_before_answer(hec) ? errc::upstream_unavailable
-                                          : errc::upstream_protocol;
-    // A pooled connection the provider had already closed fails at once; one that dies later may
-    // have been working on the request, and a POST must not run twice.
-    r.retry_on_fresh = reused && closed_before_answer(hec) && upbuf.size() == 0 &&
-                       Clock::now() - sent_at < kStaleConnectionWindow;
+    r.client_gone = gone();
+    r.error = upstream_error(conn, wec, false);
+    r.request_unsent = written == 0;
     co_return r;
   }
 
-  // 2. Response header to the client: status and the allowed headers, framing chosen here.
-  const auto& uh = parser.get();
-  const bool http10 = rq.client_version == 10;
-  if (http10) rq.client_keep_alive = false;
-  http::response<http::empty_body> head{uh.result(), rq.client_version};
-  for (const auto& f : uh)
-    if (core::forward_to_client(f.name_string())) head.insert(f.name_string(), f.value());
-  if (!rq.client_sent_request_id) {
-    const auto upstream_id = uh["x-request-id"];
-    if (!upstream_id.empty() && upstream_id.size() <= 128) rq.request_id = std::string(upstream_id);
-  }
-  head.set("X-Request-Id", rq.request_id);
-  if (core::istarts_with(uh[http::field::content_type], "text/event-stream")) {
-    head.set("X-Accel-Buffering", "no");  // nginx must not buffer tokens
-    head.set(http::field::cache_control, "no-cache");
-  }
-  const unsigned status = uh.result_int();
-  const bool bodiless = status == 204 || status == 304 || (status >= 100 && status < 200);
-  bool chunked = false;
-  if (bodiless) {
-  } else if (parser.is_done()) {
-    head.content_length(0);
-  } else if (parser.content_length()) {
-    head.content_length(*parser.content_length());  // non-stream: same framing as upstream
-  } else if (!http10) {
-    head.chunked(true);
-    chunked = true;
-  }  // else: HTTP/1.0, the body ends when the connection closes
-  head.keep_alive(rq.client_keep_alive);
-  r.status = status;
-
-  // 3. Body: each upstream read goes out as soon as it arrives. The header waits only for body
-  // bytes that are already here (parsed without I/O), so a small response costs one write.
-  const std::string header = serialize_head(head);
-  bool header_sent = false;
-  auto lease = rq.buffers.take();
-  auto& buf = *lease;
-  std::size_t n = parse_buffered(parser, upbuf, buf);
-  for (;;) {
-    const bool done = parser.is_done();
-    if (!header_sent || n > 0 || done) {
-      OutBuffers out;
-      if (!header_sent) out.add(header);
-      out.add_body({buf.data(), n}, chunked, done && chunked);
-      rq.client.expires_after(to_steady(rq.cfg.upstream_idle_timeout));
-      auto [xec, xn] = co_await net::async_write(rq.client, out.view(), use_tuple);
-      if (xec) {
-        r.client_gone = true;
+  ReadBuffer in(kReadBuffer, kUpstreamHead.max_head_bytes);
+  h1::ResponseHead head;
+  std::size_t head_size = 0;
+  for (;;) {  // interim (1xx) heads are read and dropped until the final one
+    std::size_t from = 0;
+    h1::HeadScan scan;
+    while ((scan = h1::scan_head(in.data(), kUpstreamHead.max_head_bytes, from)).state ==
+           h1::HeadScan::State::incomplete) {
+      auto [p, cap] = in.prepare();
+      if (conn.deadline.expired()) {
+        r.error = errc::upstream_timeout;
         co_return r;
       }
-      header_sent = r.responded = true;
+      auto [ec, n] = co_await up.async_read_some(net::buffer(p, cap), use_tuple);
+      if (ec) {
+        r.client_gone = gone();
+        r.error = upstream_error(conn, ec, !in.empty());
+        co_return r;
+      }
+      in.commit(n);
     }
+    r.error = errc::upstream_protocol;
+    if (scan.state == h1::HeadScan::State::too_large) co_return r;
+    if (h1::parse_response_head(in.data().substr(0, scan.size), rq.method, kUpstreamHead, head) !=
+        h1::HeadError::none)
+      co_return r;
+    if (head.status == 101) co_return r;  // we never asked to switch protocols
+    if (!head.interim()) {
+      head_size = scan.size;
+      break;
+    }
+    in.consume(scan.size);
+  }
+  r.error = errc::ok;
+  r.head_at = Clock::now();
+  r.status = head.status;
+  if (const auto id = head.get("x-request-id"); core::valid_request_id(id)) r.upstream_request_id = id;
+  if (hooks && !hooks->on_head(head)) {
+    r.declined = true;
+    co_return r;
+  }
+
+  // 2. The client's head: status and reason as the upstream sent them, allowed fields, our framing.
+  const auto plan =
+      h1::plan_relay(head, {.version_minor = client.version_minor, .keep_alive = client.keep_alive});
+  std::array<h1::Field, 4> extra;
+  std::size_t n_extra = 0;
+  extra[n_extra++] = {"X-Request-Id", client.request_id};
+  if (!r.upstream_request_id.empty()) extra[n_extra++] = {"X-Upstream-Request-Id", r.upstream_request_id};
+  if (core::istarts_with(head.get("content-type"), "text/event-stream")) {
+    extra[n_extra++] = {"X-Accel-Buffering", "no"};  // nginx must not buffer tokens
+    extra[n_extra++] = {"Cache-Control", "no-cache"};
+  }
+  std::string client_head;
+  client_head.reserve(512);
+  h1::render_relay_head(head, plan, client.version_minor, &core::forward_to_client, {extra.data(), n_extra},
+                        client_head);
+  const bool upstream_keep_alive = head.keep_alive;
+  in.consume(head_size);  // `head` points into `in`: not used past this line
+
+  // 3. Body: every upstream read goes out in one client write, the head with the first one.
+  h1::BodyDecoder body(kUpstreamChunks);
+  body.reset(head.framing, head.content_length);
+  const bool chunked = plan.framing == h1::Framing::chunked;
+  OutBuffers out;
+  bool head_sent = false, upstream_eof = false;
+  for (;;) {
+    out.clear();
+    if (!head_sent) out.add(client_head);
+    std::size_t used = 0;  // decoded bytes of `in`, consumed once the write is done
+    while (used < in.size() && !body.done() && !body.failed() && !out.full()) {
+      const auto step = body.next(in.data().substr(used));
+      used += step.consumed;
+      if (!step.data.empty() && hooks) hooks->on_data(step.data);
+      out.add_body(step.data, chunked);
+    }
+    if (body.failed()) {  // broken framing (an endless chunk extension, say)
+      if (!head_sent) r.error = errc::upstream_protocol;
+      r.responded = head_sent;
+      co_return r;  // after the head: the client connection is cut without a last chunk
+    }
+    const bool done = body.done();
+    if (done && chunked) out.add("0\r\n\r\n");
+    if (!out.empty()) {
+      client.deadline.expires_after(to_steady(cfg.upstream_idle_timeout));
+      if (client.deadline.expired()) co_return r;
+      auto [xec, xn] = co_await net::async_write(client.socket, out.view(), use_tuple);
+      if (xec) {
+        r.client_gone = true;
+        r.responded = head_sent;
+        co_return r;
+      }
+      head_sent = r.responded = true;
+    }
+    in.consume(used);
     if (done) break;
-    parser.get().body().data = buf.data();
-    parser.get().body().size = buf.size();
-    up_tcp.expires_after(to_steady(rq.cfg.upstream_idle_timeout));
-    auto [rec, rn] = co_await http::async_read_some(up, upbuf, parser, use_tuple);
-    if (rec == http::error::need_buffer) rec = {};
-    if (rec) co_return r;  // upstream died or went idle: the caller closes the client connection
-    n = buf.size() - parser.get().body().size;
+    if (upstream_eof) {
+      body.on_eof();
+      if (body.done()) continue;  // a close-delimited body ends here: send the last chunk
+      co_return r;                // truncated: cut
+    }
+    if (!in.empty()) continue;  // the write was full: decode the rest before reading more
+
+    conn.deadline.expires_after(to_steady(cfg.upstream_idle_timeout));
+    auto [p, cap] = in.prepare();
+    if (conn.deadline.expired() || cap == 0) co_return r;
+    auto [ec, n] = co_await up.async_read_some(net::buffer(p, cap), use_tuple);
+    if (is_eof(ec)) {
+      upstream_eof = true;
+      continue;
+    }
+    if (ec) {
+      r.client_gone = gone();
+      co_return r;  // upstream reset or went idle mid-body: the client connection is cut
+    }
+    in.commit(n);
   }
-  rq.client.expires_never();
+  client.deadline.expires_never();
   r.complete = true;
-  r.upstream_reusable = parser.keep_alive();
-  co_return r;
-}
-
-// Completes when the client closes its side; then closes the upstream connection so the provider
-// sees the cancellation at once. Data from a pipelining client is left for the session to read.
-net::awaitable<void> watch_client(RelayRequest& rq, UpstreamConn& up) {
-  auto& client = rq.client;
-  auto [ec] = co_await client.socket().async_wait(tcp::socket::wait_read, use_tuple);
-  if (rq.relay_done) co_return;  // the relay finished and woke us
-  char probe;
-  beast::error_code pec;
-  const auto n = ec ? 0 : client.socket().receive(net::buffer(&probe, 1), tcp::socket::message_peek, pec);
-  if (ec || pec || n == 0) {  // closed, reset, or our socket was closed by a forced shutdown
-    beast::error_code ignored;
-    up.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    up.socket().close(ignored);
-    co_return;
-  }
-  // The client is alive and already sent its next request: nothing more to watch for.
-  net::steady_timer forever(client.get_executor(), Clock::time_point::max());
-  co_await forever.async_wait(use_tuple);
-}
-
-template <class Stream>
-net::awaitable<RelayResult> relay_then_wake(Stream& up, bool reused, RelayRequest& rq) {
-  RelayResult r = co_await relay_on(up, reused, rq);
-  rq.relay_done = true;
-  beast::error_code ec;
-  rq.client.socket().cancel(ec);  // ends watch_client's wait
+  r.client_keep_alive = plan.keep_alive;
+  r.upstream_reusable = upstream_keep_alive && !upstream_eof && in.empty() && nothing_buffered(up);
   co_return r;
 }
 
 }  // namespace
 
-net::awaitable<RelayResult> relay(UpstreamConn& upstream, RelayRequest& rq) {
-  using namespace net::experimental::awaitable_operators;
-  auto run = [&](auto& stream) { return relay_then_wake(stream, upstream.reused, rq); };
-  auto relaying = std::visit(run, upstream.stream);
-  auto outcome = co_await (std::move(relaying) || watch_client(rq, upstream));
-  if (outcome.index() == 0) co_return std::get<0>(std::move(outcome));
-  RelayResult gone;
-  gone.client_gone = true;
-  co_return gone;
+net::awaitable<RelayResult> relay(UpstreamConn& upstream, const UpstreamRequest& request, RelayClient& client,
+                                  const core::Config& cfg, RelayHooks* hooks) {
+  client.session.upstream = &upstream.socket;
+  struct Unpublish {
+    SessionEntry& s;
+    ~Unpublish() { s.upstream = nullptr; }
+  } unpublish{client.session};
+  if (upstream.tls) co_return co_await relay_on(*upstream.tls, upstream, request, client, cfg, hooks);
+  co_return co_await relay_on(upstream.socket, upstream, request, client, cfg, hooks);
 }
 
 }  // namespace gw

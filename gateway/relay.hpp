@@ -1,38 +1,63 @@
 #pragma once
 // The heart of the gateway: send one request upstream and stream the response back to the client
-// byte for byte as it arrives. The body is never parsed or accumulated: one fixed buffer per
-// stream, and the next upstream read starts only after the client write finished (back-pressure).
+// as it arrives. Framing decisions are core's (core/http1*, core/relay_plan); this file only moves
+// bytes: one bounded read buffer per stream, each upstream read forwarded in one client write
+// (back-pressure: the next read starts after the write finished), nothing of the body kept.
 #include "core/config.hpp"
 #include "core/error.hpp"
-#include "gateway/buffer_pool.hpp"
+#include "core/http1.hpp"
+#include "gateway/deadlines.hpp"
+#include "gateway/session_list.hpp"
 #include "gateway/upstream_pool.hpp"
+
+#include <string>
+#include <string_view>
 
 namespace gw {
 
-struct RelayRequest {
-  beast::tcp_stream& client;
-  http::request<http::string_body>& upstream_request;
-  std::string& request_id;  // may adopt the upstream's id when the client sent none
-  bool client_sent_request_id;
-  bool client_keep_alive;
-  unsigned client_version;  // 10 or 11: HTTP/1.0 clients get a close-delimited body, never chunks
-  const core::Config& cfg;
-  BufferPool& buffers;
-  bool relay_done = false;  // set before the relay wakes the client watcher
+// What goes upstream: a rendered head (core::render_upstream_head) and the body bytes.
+struct UpstreamRequest {
+  std::string_view method = "POST";
+  std::string head;
+  std::string_view body;
+};
+
+// The client side of one exchange.
+struct RelayClient {
+  tcp::socket& socket;
+  Deadline& deadline;
+  SessionEntry& session;
+  int version_minor = 1;
+  bool keep_alive = true;
+  std::string_view request_id;
+};
+
+// Observers and decisions of the proxy handler (failover, usage capture, metrics plug in here).
+class RelayHooks {
+ public:
+  virtual ~RelayHooks() = default;
+  // The final upstream head, before anything reached the client: false declines it (the caller
+  // fails over; the client sees nothing of it).
+  virtual bool on_head(const core::http1::ResponseHead&) { return true; }
+  // Each piece of body data, as it is forwarded.
+  virtual void on_data(std::string_view) {}
 };
 
 struct RelayResult {
-  core::errc error = core::errc::ok;  // meaningful only when !responded
-  bool responded = false;             // a response header reached the client
+  core::errc error = core::errc::ok;  // why it failed, when nothing reached the client
+  bool request_unsent = false;        // no byte of the request reached the upstream: safe to retry
+  bool declined = false;              // on_head declined the response
+  bool responded = false;             // a response head reached the client
   bool complete = false;              // the whole body reached the client
   bool client_gone = false;
-  bool retry_on_fresh = false;  // a pooled connection was dead before answering: try a new one
-  bool upstream_reusable = false;
+  bool upstream_reusable = false;  // read to the end, nothing unread: may go back to the pool
+  bool client_keep_alive = false;  // the client connection may carry another request
   unsigned status = 0;
+  std::string upstream_request_id;  // the provider's id, when it is a well-formed one
+  Clock::time_point head_at{};      // when the final upstream head arrived
 };
 
-// Relays over an already connected upstream connection. While it runs, a watcher notices a
-// client that goes away and closes the upstream connection at once, so the provider stops work.
-net::awaitable<RelayResult> relay(UpstreamConn& upstream, RelayRequest& rq);
+net::awaitable<RelayResult> relay(UpstreamConn& upstream, const UpstreamRequest& request, RelayClient& client,
+                                  const core::Config& cfg, RelayHooks* hooks);
 
 }  // namespace gw

@@ -1,50 +1,49 @@
 #include "gateway/router.hpp"
 
 #include "core/keys.hpp"
-#include "gateway/handlers.hpp"
-#include "gateway/responses.hpp"
+#include "core/log.hpp"
 
 namespace gw {
 namespace {
 
-core::RouteTable<Handler> build_table() {
-  core::RouteTable<Handler> t;
-  t.add("GET", "/health/live", &health_live);
-  t.add("GET", "/health/ready", &health_ready);
-  t.add("GET", "/health", &health_info);
+core::RouteTable<Endpoint> build_table() {
+  core::RouteTable<Endpoint> t;
+  const auto open = [&](const char* m, const char* p, Handler h) { t.add(m, p, {h, Access::open}); };
+  const auto admin = [&](const char* m, const char* p, Handler h) { t.add(m, p, {h, Access::admin}); };
+  const auto user = [&](const char* m, const char* p, Handler h) { t.add(m, p, {h, Access::user}); };
 
-  t.add("POST", "/admin/providers", &admin_create_provider);
-  t.add("GET", "/admin/providers", &admin_list_providers);
-  t.add("GET", "/admin/providers/{id}", &admin_get_provider);
-  t.add("PUT", "/admin/providers/{id}", &admin_update_provider);
-  t.add("DELETE", "/admin/providers/{id}", &admin_delete_provider);
-  t.add("POST", "/admin/models", &admin_create_model);
-  t.add("GET", "/admin/models", &admin_list_models);
-  t.add("GET", "/admin/models/{id}", &admin_get_model);
-  t.add("PUT", "/admin/models/{id}", &admin_update_model);
-  t.add("DELETE", "/admin/models/{id}", &admin_delete_model);
-  t.add("POST", "/admin/keys", &admin_create_key);
-  t.add("GET", "/admin/keys", &admin_list_keys);
-  t.add("GET", "/admin/keys/{id}", &admin_get_key);
-  t.add("PUT", "/admin/keys/{id}", &admin_update_key);
-  t.add("DELETE", "/admin/keys/{id}", &admin_delete_key);
-  t.add("POST", "/admin/keys/{id}/rotate", &admin_rotate_key);
+  open("GET", "/health/live", &health_live);
+  open("GET", "/health/ready", &health_ready);
+  open("GET", "/health", &health_info);
 
-  t.add("POST", "/v1/chat/completions", &v1_proxy);
-  t.add("POST", "/v1/completions", &v1_proxy);
-  t.add("POST", "/v1/embeddings", &v1_proxy);
-  t.add("GET", "/v1/models", &v1_list_models);
-  t.add("GET", "/v1/models/{model*}", &v1_get_model);
+  admin("POST", "/admin/providers", &admin_create_provider);
+  admin("GET", "/admin/providers", &admin_list_providers);
+  admin("GET", "/admin/providers/{id}", &admin_get_provider);
+  admin("PUT", "/admin/providers/{id}", &admin_update_provider);
+  admin("DELETE", "/admin/providers/{id}", &admin_delete_provider);
+  admin("POST", "/admin/models", &admin_create_model);
+  admin("GET", "/admin/models", &admin_list_models);
+  admin("GET", "/admin/models/{id}", &admin_get_model);
+  admin("PUT", "/admin/models/{id}", &admin_update_model);
+  admin("DELETE", "/admin/models/{id}", &admin_delete_model);
+  admin("POST", "/admin/keys", &admin_create_key);
+  admin("GET", "/admin/keys", &admin_list_keys);
+  admin("GET", "/admin/keys/{id}", &admin_get_key);
+  admin("PUT", "/admin/keys/{id}", &admin_update_key);
+  admin("DELETE", "/admin/keys/{id}", &admin_delete_key);
+  admin("POST", "/admin/keys/{id}/rotate", &admin_rotate_key);
+
+  user("POST", "/v1/chat/completions", &v1_proxy);
+  user("POST", "/v1/completions", &v1_proxy);
+  user("POST", "/v1/embeddings", &v1_proxy);
+  user("GET", "/v1/models", &v1_list_models);
+  user("GET", "/v1/models/{model*}", &v1_get_model);
   return t;
 }
 
-const core::RouteTable<Handler>& table() {
-  static const core::RouteTable<Handler> t = build_table();
+const core::RouteTable<Endpoint>& table() {
+  static const core::RouteTable<Endpoint> t = build_table();
   return t;
-}
-
-std::string_view path_of(std::string_view target) {
-  return target.substr(0, target.find('?'));
 }
 
 bool is_admin_path(std::string_view path) {
@@ -53,28 +52,49 @@ bool is_admin_path(std::string_view path) {
 
 }  // namespace
 
-net::awaitable<Response> dispatch(App& app, Exchange& ex) {
-  const std::string_view path = path_of(ex.req.target());
+Routed route(const Request& req, const core::Config& cfg) {
+  Routed r;
+  const std::string_view path = req.path();
   if (is_admin_path(path)) {
-    // Before routing, so an unauthenticated caller learns nothing about which routes exist.
-    const auto token = core::bearer_token(ex.req[http::field::authorization]);
-    if (token.empty() || !core::constant_time_equal(token, app.cfg.admin_key))
-      co_return error_response(ex.req, {core::errc::invalid_api_key, "Invalid admin key."});
-  }
-  auto m = table().match(ex.req.method_string(), path);
-  switch (m.outcome) {
-    case core::RouteTable<Handler>::Outcome::not_found:
-      co_return error_response(ex.req, {core::errc::not_found, "Unknown path."});
-    case core::RouteTable<Handler>::Outcome::method_not_allowed: {
-      auto res = error_response(ex.req, {core::errc::method_not_allowed});
-      res.set(http::field::allow, m.allow);
-      co_return res;
+    const auto token = core::bearer_token(req.header("authorization"));
+    if (token.empty() || !core::constant_time_equal(token, cfg.admin_key)) {
+      r.early = error_response(Flavor::openai, {core::errc::invalid_api_key, "Invalid admin key."});
+      return r;
     }
-    case core::RouteTable<Handler>::Outcome::found:
+  }
+  auto m = table().match(req.method(), path);
+  switch (m.outcome) {
+    case core::RouteTable<Endpoint>::Outcome::not_found:
+      r.early = error_response(Flavor::openai, {core::errc::not_found, "Unknown path."});
+      return r;
+    case core::RouteTable<Endpoint>::Outcome::method_not_allowed:
+      r.early = error_response(Flavor::openai, {core::errc::method_not_allowed});
+      r.early->headers.emplace_back("Allow", std::move(m.allow));
+      return r;
+    case core::RouteTable<Endpoint>::Outcome::found:
       break;
   }
-  ex.params = std::move(m.params);
-  co_return co_await (*m.handler)(app, ex);
+  r.endpoint = m.handler;
+  r.params = std::move(m.params);
+  return r;
+}
+
+net::awaitable<Response> invoke(App& app, Exchange& ex, const Endpoint& endpoint) {
+  std::string what;
+  try {
+    co_return co_await endpoint.handler(app, ex);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+    what = "unknown exception";
+  }
+  core::log::error("handler failed", {{"request_id", ex.request_id}, {"path", ex.req.path()}, {"error", what}});
+  ex.error = "internal_error";
+  if (ex.responded) {  // part of a response is out: the connection can only be cut
+    ex.keep_alive = false;
+    co_return Response{};
+  }
+  co_return ex.fail({core::errc::internal});
 }
 
 }  // namespace gw

@@ -1,167 +1,378 @@
 #include "gateway/server.hpp"
 
-#include "core/ascii.hpp"
+#include "core/http1_body.hpp"
 #include "core/keys.hpp"
 #include "core/log.hpp"
-#include "gateway/responses.hpp"
+#include "gateway/auth.hpp"
+#include "gateway/read_buffer.hpp"
 #include "gateway/router.hpp"
-#include "gateway/upstream_pool.hpp"
 
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/error.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
 
 #include <array>
+#include <optional>
 
 namespace gw {
 namespace {
 
 using core::errc;
+namespace h1 = core::http1;
 
-bool usable_request_id(std::string_view id) {
-  if (id.empty() || id.size() > 128) return false;
-  for (char c : id)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ':'))
-      return false;
-  return true;
-}
+constexpr std::size_t kInitialReadBuffer = 4096;
+constexpr std::size_t kBodyReadStep = 64 * 1024;
+// After answering before the body was read, at most this much of what follows is read and dropped
+// (so the client reads our answer instead of a reset), then the connection is closed.
+constexpr std::size_t kDiscardBytes = 1 << 20;
+constexpr auto kDiscardTime = std::chrono::seconds(1);
+constexpr h1::ChunkLimits kRequestChunks{.max_line = 4096, .max_trailers = 16 * 1024};
+constexpr std::size_t kMaxLingeringRefusals = 64;
 
-// After answering a request whose body we will not read (413), stop sending, swallow what the
-// client is still sending for a moment so it reads our answer instead of a reset, then close.
-net::awaitable<void> lingering_close(beast::tcp_stream& stream) {
-  beast::error_code ec;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-  stream.expires_after(std::chrono::seconds(2));
-  std::array<char, 16384> sink;
-  for (;;) {
-    auto [rec, n] = co_await stream.async_read_some(net::buffer(sink), use_tuple);
-    if (rec) break;
+struct Client {
+  Client(App& app, tcp::socket s)
+      : socket(std::move(s)), deadline(app.deadlines, socket), in(kInitialReadBuffer, app.cfg.max_header_bytes) {}
+  tcp::socket socket;
+  Deadline deadline;
+  ReadBuffer in;
+  std::string out;  // rendered heads, reused
+};
+
+enum class HeadRead { complete, closed, idle_timeout, timeout, too_large };
+
+// Waits for one whole request head in c.in. KEEPALIVE_TIMEOUT bounds the idle wait for its first
+// byte, HEADER_TIMEOUT the rest from that byte on (a trickled head cannot hold the connection for
+// the keep-alive period).
+net::awaitable<std::pair<HeadRead, std::size_t>> read_head(App& app, Client& c, bool first) {
+  bool started = !c.in.empty() || first;
+  c.deadline.expires_after(to_steady(started ? app.cfg.header_timeout : app.cfg.keepalive_timeout));
+  if (c.in.empty() && !first) {
+    // Idle keep-alive connections hold no buffer: wait for readability, then allocate and read.
+    c.in.release();
+    auto [ec] = co_await c.socket.async_wait(tcp::socket::wait_read, use_tuple);
+    if (ec) co_return std::pair{c.deadline.fired() ? HeadRead::idle_timeout : HeadRead::closed, 0};
   }
-  stream.socket().close(ec);
+  std::size_t from = 0;
+  for (;;) {
+    const auto scan = h1::scan_head(c.in.data(), app.cfg.max_header_bytes, from);
+    if (scan.state == h1::HeadScan::State::complete) co_return std::pair{HeadRead::complete, scan.size};
+    if (scan.state == h1::HeadScan::State::too_large) co_return std::pair{HeadRead::too_large, 0};
+    if (!started && !c.in.empty()) {
+      started = true;
+      c.deadline.expires_after(to_steady(app.cfg.header_timeout));
+    }
+    if (c.deadline.expired()) co_return std::pair{started ? HeadRead::timeout : HeadRead::idle_timeout, 0};
+    auto [p, cap] = c.in.prepare();
+    auto [ec, n] = co_await c.socket.async_read_some(net::buffer(p, cap), use_tuple);
+    if (ec) {
+      if (!c.deadline.fired()) co_return std::pair{HeadRead::closed, 0};
+      co_return std::pair{started || !c.in.empty() ? HeadRead::timeout : HeadRead::idle_timeout, 0};
+    }
+    c.in.commit(n);
+    if (!started) {
+      started = true;
+      c.deadline.expires_after(to_steady(app.cfg.header_timeout));
+    }
+  }
 }
 
-void log_request(const Exchange& ex, Clock::time_point start, std::string_view remote) {
+enum class BodyRead { complete, closed, timeout, too_large, malformed, over_budget };
+
+BodyRead append_chunked(Request& req, h1::ChunkedDecoder& decoder, ReadBuffer& in, std::size_t max_body,
+                        BodyBudget::Lease& lease) {
+  std::size_t used = 0;
+  while (used < in.size() && !decoder.done() && !decoder.failed()) {
+    const auto step = decoder.decode(in.data().substr(used));
+    used += step.consumed;
+    if (req.body().size() + step.data.size() > max_body) return BodyRead::too_large;
+    if (!lease.hold(req.body().size() + step.data.size())) return BodyRead::over_budget;
+    req.body().append(step.data);
+  }
+  in.consume(used);
+  if (decoder.failed()) return BodyRead::malformed;
+  return BodyRead::complete;
+}
+
+// Reads the whole body into req.body() under BODY_TIMEOUT (from the end of the head), holding its
+// size from the process-wide budget.
+net::awaitable<BodyRead> read_body(App& app, Client& c, Request& req, BodyBudget::Lease& lease) {
+  const auto& head = req.head();
+  c.deadline.expires_after(to_steady(app.cfg.body_timeout));
+  auto& body = req.body();
+  if (head.framing == h1::Framing::length) {
+    const auto want = static_cast<std::size_t>(head.content_length);
+    if (!lease.hold(want)) co_return BodyRead::over_budget;  // declared: refused before it is read
+    body.reserve(want);
+    const std::size_t take = std::min(want, c.in.size());
+    body.append(c.in.data().substr(0, take));
+    c.in.consume(take);
+    while (body.size() < want) {
+      if (c.deadline.expired()) co_return BodyRead::timeout;
+      // Straight into the body (no copy through the read buffer), never past its end: bytes of a
+      // pipelined next request stay in the socket.
+      const std::size_t old = body.size();
+      body.resize(old + std::min(kBodyReadStep, want - old));
+      auto [ec, n] = co_await c.socket.async_read_some(net::buffer(body.data() + old, body.size() - old), use_tuple);
+      body.resize(old + n);
+      if (ec) co_return c.deadline.fired() ? BodyRead::timeout : BodyRead::closed;
+    }
+    co_return BodyRead::complete;
+  }
+  h1::ChunkedDecoder decoder(kRequestChunks);
+  for (;;) {
+    if (auto r = append_chunked(req, decoder, c.in, app.cfg.max_body_bytes, lease); r != BodyRead::complete)
+      co_return r;
+    if (decoder.done()) co_return BodyRead::complete;
+    if (c.deadline.expired()) co_return BodyRead::timeout;
+    auto [p, cap] = c.in.prepare();
+    auto [ec, n] = co_await c.socket.async_read_some(net::buffer(p, cap), use_tuple);
+    if (ec) co_return c.deadline.fired() ? BodyRead::timeout : BodyRead::closed;
+    c.in.commit(n);
+  }
+}
+
+net::awaitable<bool> write_response(App& app, Client& c, const Response& res, int version_minor, bool keep_alive,
+                                    std::string_view request_id, bool head_only) {
+  c.out.clear();
+  render_response_head(res, version_minor, keep_alive, request_id, c.out);
+  const std::array<net::const_buffer, 2> bufs{net::buffer(c.out),
+                                               net::buffer(head_only ? std::string_view{} : res.body)};
+  c.deadline.expires_after(to_steady(app.cfg.body_timeout));
+  if (c.deadline.expired()) co_return false;
+  auto [ec, n] = co_await net::async_write(c.socket, bufs, use_tuple);
+  co_return !ec;
+}
+
+// After answering before the body was read: stop sending, read and drop at most kDiscardBytes or
+// kDiscardTime of what the client is still sending, then close. Past the byte cap we stop reading
+// but keep the socket until the time is up: the client's writes stall and it reads our answer,
+// where closing at once would reset the connection and destroy the answer in its receive queue.
+net::awaitable<void> lingering_close(Client& c) {
+  error_code ignored;
+  c.socket.shutdown(tcp::socket::shutdown_send, ignored);
+  c.in.consume(c.in.size());
+  c.in.release();
+  c.deadline.expires_after(kDiscardTime);
+  std::array<char, 16384> sink;
+  std::size_t dropped = 0;
+  bool eof = false;
+  while (dropped < kDiscardBytes && !c.deadline.expired()) {
+    auto [ec, n] = co_await c.socket.async_read_some(net::buffer(sink), use_tuple);
+    if (ec) {
+      eof = true;  // the client closed (it read our answer), or the deadline passed
+      break;
+    }
+    dropped += n;
+  }
+  if (!eof && !c.deadline.expired()) co_await c.socket.async_wait(tcp::socket::wait_error, use_tuple);
+  c.socket.close(ignored);
+}
+
+errc head_error_code(h1::HeadError e) {
+  switch (e) {
+    case h1::HeadError::head_too_large:
+    case h1::HeadError::too_many_fields:
+      return errc::header_too_large;
+    case h1::HeadError::version_not_supported:
+      return errc::version_not_supported;
+    case h1::HeadError::unsupported_coding:
+      return errc::not_implemented;
+    default:
+      return errc::invalid_request;
+  }
+}
+
+core::Error head_error(h1::HeadError e) {
+  switch (e) {
+    case h1::HeadError::bad_framing:
+      return {errc::invalid_request, "The request's Content-Length / Transfer-Encoding framing is invalid."};
+    case h1::HeadError::missing_host:
+      return {errc::invalid_request, "An HTTP/1.1 request needs exactly one Host header."};
+    case h1::HeadError::malformed:
+      return {errc::invalid_request, "Malformed HTTP request."};
+    default:
+      return {head_error_code(e)};
+  }
+}
+
+core::Error body_error(BodyRead r) {
+  switch (r) {
+    case BodyRead::timeout:
+      return {errc::request_timeout};
+    case BodyRead::too_large:
+      return {errc::body_too_large};
+    case BodyRead::over_budget:
+      return {errc::overloaded, "Too many request bodies are being received; retry later."};
+    default:
+      return {errc::invalid_request, "Malformed chunked request body."};
+  }
+}
+
+void log_request(const Request& req, const Exchange& ex, Clock::time_point start, std::string_view remote) {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
-  const std::string_view target = ex.req.target();
-  boost::json::object f{{"method", ex.req.method_string()},
-                        {"path", target.substr(0, target.find('?'))},
+  boost::json::object f{{"method", req.method()},
+                        {"path", req.path()},
                         {"status", ex.status},
                         {"duration_ms", static_cast<double>(us) / 1000.0},
                         {"request_id", ex.request_id},
                         {"remote", remote}};
   if (!ex.model.empty()) f["model"] = ex.model;
+  if (ex.key) f["key_id"] = ex.key->id;
+  if (!ex.upstream_request_id.empty()) f["upstream_request_id"] = ex.upstream_request_id;
+  if (!ex.error.empty()) f["error"] = ex.error;
   core::log::info("request", std::move(f));
 }
 
-// Answers a request that never reached a handler (malformed, too large) and closes.
-net::awaitable<void> reject(App& app, beast::tcp_stream& stream, core::Error err, bool linger) {
-  Request dummy{http::verb::unknown, "/", 11};
-  Response res = error_response(dummy, err);
-  res.keep_alive(false);
-  res.set("X-Request-Id", core::generate_request_id());
-  stream.expires_after(to_steady(app.cfg.body_timeout));
-  co_await http::async_write(stream, res, use_tuple);
-  if (linger) co_await lingering_close(stream);
+std::string remote_address(const tcp::socket& s) {
+  error_code ec;
+  const auto ep = s.remote_endpoint(ec);
+  return ec ? std::string() : ep.address().to_string();
 }
 
 net::awaitable<void> session(App& app, tcp::socket socket) {
-  beast::error_code ec;
-  socket.set_option(tcp::no_delay(true), ec);
-  const auto remote_ep = socket.remote_endpoint(ec);
-  const std::string remote = ec ? std::string() : remote_ep.address().to_string();
-  beast::tcp_stream stream(std::move(socket));
-  SessionEntry entry{&stream, true};
-  app.sessions.push_front(&entry);
-  const auto registration = app.sessions.begin();
-  struct Unregister {
-    App& app;
-    std::list<SessionEntry*>::iterator it;
-    ~Unregister() { app.sessions.erase(it); }
-  } unregister{app, registration};
-
-  beast::flat_buffer buffer;
-  buffer.reserve(16 * 1024);  // an empty flat_buffer reads 512 bytes at a time
+  struct Counted {
+    Shared& s;
+    ~Counted() { s.connections.fetch_sub(1, std::memory_order_relaxed); }
+  } counted{app.shared};
+  error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);
+  const std::string remote = remote_address(socket);
+  Client c(app, std::move(socket));
+  SessionEntry entry;
+  entry.client = &c.socket;
+  SessionRegistration registration(app.sessions, entry);
+  const h1::Limits limits{.max_head_bytes = app.cfg.max_header_bytes, .max_fields = 128};
+  Request req;
   bool first = true;
+
   while (!app.draining) {
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(app.cfg.max_header_bytes));
-    parser.body_limit(app.cfg.max_body_bytes);
-
     entry.idle = true;
-    stream.expires_after(
-        to_steady(first || buffer.size() > 0 ? app.cfg.header_timeout : app.cfg.keepalive_timeout));
-    auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
+    const auto [state, head_size] = co_await read_head(app, c, first);
     entry.idle = false;
-    const auto start = Clock::now();
     first = false;
-    if (hec == http::error::header_limit) {
-      core::Error err{errc::header_too_large};
-      co_await reject(app, stream, std::move(err), false);
-      break;
-    }
-    if (hec == http::error::body_limit) {
-      core::Error err{errc::body_too_large};
-      co_await reject(app, stream, std::move(err), true);
-      break;
-    }
-    if (hec) {
-      // Timeouts, resets and clean closes end the connection quietly; garbage gets a 400.
-      if (hec != http::error::end_of_stream && hec != beast::error::timeout && hec != net::error::eof &&
-          hec != net::error::operation_aborted && hec != net::error::connection_reset &&
-          hec != net::error::bad_descriptor) {
-        core::Error err{errc::invalid_request, "Malformed HTTP request."};
-        co_await reject(app, stream, std::move(err), false);
-      }
+    const auto start = Clock::now();
+    if (state == HeadRead::closed || state == HeadRead::idle_timeout) break;
+    if (state != HeadRead::complete) {
+      // A head that never ended: 408, or 431 when it outgrew MAX_HEADER_BYTES.
+      const Response res = error_response(
+          Flavor::openai, {state == HeadRead::timeout ? errc::request_timeout : errc::header_too_large});
+      if (co_await write_response(app, c, res, 1, false, core::generate_request_id(), false))
+        co_await lingering_close(c);
       break;
     }
 
-    if (core::iequals(parser.get()[http::field::expect], "100-continue")) {
-      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      stream.expires_after(to_steady(app.cfg.body_timeout));
-      co_await net::async_write(stream, net::buffer(kContinue.data(), kContinue.size()), use_tuple);
+    const auto parsed = req.parse(c.in.data().substr(0, head_size), limits);
+    c.in.consume(head_size);
+    Exchange ex(req, c.socket, c.deadline, entry);
+    const auto client_id = req.header("x-request-id");
+    ex.request_id = core::valid_request_id(client_id) ? std::string(client_id) : core::generate_request_id();
+    ex.keep_alive = parsed == h1::HeadError::none && req.head().keep_alive;
+    const bool body_pending = parsed == h1::HeadError::none && req.head().framing != h1::Framing::none;
+
+    // Everything decided from the head alone, in this order: framing, route, size, credentials.
+    std::optional<Response> early;
+    Routed routed;
+    if (parsed != h1::HeadError::none) {
+      early = error_response(Flavor::openai, head_error(parsed));
+    } else {
+      routed = route(req, app.cfg);
+      early = std::move(routed.early);
     }
-    if (!parser.is_done()) {
-      stream.expires_after(to_steady(app.cfg.body_timeout));
-      auto [bec, bn] = co_await http::async_read(stream, buffer, parser, use_tuple);
-      if (bec == http::error::body_limit) {
-        core::Error err{errc::body_too_large};
-        co_await reject(app, stream, std::move(err), true);
+    if (!early) {
+      ex.flavor = routed.endpoint->flavor;
+      ex.params = std::move(routed.params);
+      if (req.head().framing == h1::Framing::length && req.head().content_length > app.cfg.max_body_bytes) {
+        early = ex.fail({errc::body_too_large});
+      } else if (routed.endpoint->access == Access::user) {
+        auto key = co_await authenticate(app, presented_key(req, ex.flavor));
+        if (key)
+          ex.key = std::move(*key);
+        else
+          early = ex.fail(key.error());
+      }
+    }
+    if (early) {
+      // Answered before the body was read: unless the whole body is already here (then it is
+      // dropped), the connection cannot be trusted to be in step with the client any more.
+      const auto& head = req.head();
+      if (body_pending && head.framing == h1::Framing::length && c.in.size() >= head.content_length)
+        c.in.consume(static_cast<std::size_t>(head.content_length));
+      else if (body_pending || parsed != h1::HeadError::none)
+        ex.keep_alive = false;
+      ex.status = early->status;
+      const bool sent = co_await write_response(app, c, *early, req.version_minor(), ex.keep_alive && !app.draining,
+                                                ex.request_id, req.is_head());
+      log_request(req, ex, start, remote);
+      if (!sent) break;
+      if (!ex.keep_alive) {
+        co_await lingering_close(c);
         break;
       }
-      if (bec == beast::error::timeout) {
-        core::Error err{errc::request_timeout};
-        co_await reject(app, stream, std::move(err), false);
+      continue;
+    }
+
+    BodyBudget::Lease lease(app.shared.body_budget);
+    if (body_pending) {
+      if (req.head().expect_continue && c.in.empty()) {
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        c.deadline.expires_after(to_steady(app.cfg.body_timeout));
+        auto [wec, wn] = co_await net::async_write(c.socket, net::buffer(kContinue), use_tuple);
+        if (wec) break;
+      }
+      const BodyRead got = co_await read_body(app, c, req, lease);
+      if (got != BodyRead::complete) {
+        if (got == BodyRead::closed) break;
+        const Response res = ex.fail(body_error(got));
+        ex.status = res.status;
+        ex.keep_alive = false;
+        const bool sent = co_await write_response(app, c, res, req.version_minor(), false, ex.request_id, false);
+        log_request(req, ex, start, remote);
+        if (sent && got != BodyRead::timeout) co_await lingering_close(c);
         break;
       }
-      if (bec) break;
     }
-    stream.expires_never();
+    c.deadline.expires_never();
 
-    Request req = parser.release();
-    Exchange ex{req, stream, entry};
-    const auto client_id = req["X-Request-Id"];
-    ex.client_sent_request_id = usable_request_id(client_id);
-    ex.request_id = ex.client_sent_request_id ? std::string(client_id) : core::generate_request_id();
-    ex.keep_alive = req.keep_alive();
-
-    Response res = co_await dispatch(app, ex);
+    Response res = co_await invoke(app, ex, *routed.endpoint);
     if (!ex.responded) {
       ex.keep_alive = ex.keep_alive && !app.draining;
-      res.keep_alive(ex.keep_alive);
-      res.set("X-Request-Id", ex.request_id);
-      if (req.method() == http::verb::head) res.body().clear();  // keeps Content-Length
-      ex.status = res.result_int();
-      stream.expires_after(to_steady(app.cfg.body_timeout));
-      auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
-      if (wec) ex.keep_alive = false;
+      ex.status = res.status;
+      if (!co_await write_response(app, c, res, req.version_minor(), ex.keep_alive, ex.request_id, req.is_head()))
+        ex.keep_alive = false;
     }
-    log_request(ex, start, remote);
+    log_request(req, ex, start, remote);
+    lease.release();
+    req.release_body();
+    c.in.shrink();
     if (!ex.keep_alive) break;
   }
-  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-  stream.socket().close(ec);
+  c.socket.shutdown(tcp::socket::shutdown_send, ignored);
+  c.socket.close(ignored);
+}
+
+// Beyond MAX_CONNECTIONS: a short 503 and close. A few of these linger briefly so the client reads
+// the answer rather than a reset; under a flood the rest are closed at once.
+std::size_t g_lingering_refusals = 0;  // per worker thread
+
+const std::string& busy_response() {
+  static const std::string bytes = [] {
+    Response res = error_response(Flavor::openai, {errc::overloaded, "Too many connections; retry later."});
+    std::string out;
+    render_response_head(res, 1, false, {}, out);
+    return out + res.body;
+  }();
+  return bytes;
+}
+
+net::awaitable<void> refuse(App& app, tcp::socket socket) {
+  const std::string& kBusy = busy_response();
+  error_code ec;
+  socket.non_blocking(true, ec);
+  socket.write_some(net::buffer(kBusy), ec);
+  socket.shutdown(tcp::socket::shutdown_send, ec);
+  if (g_lingering_refusals >= kMaxLingeringRefusals) co_return;
+  ++g_lingering_refusals;
+  net::steady_timer wait(app.ioc, std::chrono::milliseconds(500));
+  co_await wait.async_wait(use_tuple);
+  --g_lingering_refusals;
 }
 
 }  // namespace
@@ -176,24 +387,41 @@ net::awaitable<void> accept_loop(App& app, tcp::acceptor& acceptor) {
       co_await t.async_wait(use_tuple);
       continue;
     }
-    net::co_spawn(acceptor.get_executor(), session(app, std::move(socket)), net::detached);
+    if (app.shared.connections.fetch_add(1, std::memory_order_relaxed) >= app.shared.max_connections) {
+      app.shared.connections.fetch_sub(1, std::memory_order_relaxed);
+      net::co_spawn(acceptor.get_executor(), refuse(app, std::move(socket)), net::detached);
+      continue;
+    }
+    auto on_end = [](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        core::log::error("session failed", {{"error", x.what()}});
+      } catch (...) {
+        core::log::error("session failed", {{"error", "unknown exception"}});
+      }
+    };
+    net::co_spawn(acceptor.get_executor(), session(app, std::move(socket)), on_end);
   }
 }
 
 void force_close(App& app) {
-  for (SessionEntry* s : app.sessions) {
-    beast::error_code ec;
-    s->stream->socket().close(ec);
-    if (s->upstream) s->upstream->socket().close(ec);
-  }
+  app.sessions.for_each([](SessionEntry& s) {
+    error_code ec;
+    s.client->close(ec);
+    s.cancel_upstream();
+  });
 }
 
 void begin_drain(App& app) {
   app.draining = true;
-  for (SessionEntry* s : app.sessions) {
-    beast::error_code ec;
-    if (s->idle) s->stream->socket().shutdown(tcp::socket::shutdown_both, ec), s->stream->cancel();
-  }
+  app.sessions.for_each([](SessionEntry& s) {
+    if (!s.idle) return;
+    error_code ec;
+    s.client->shutdown(tcp::socket::shutdown_both, ec);
+    s.client->cancel(ec);
+  });
 }
 
 }  // namespace gw

@@ -3,9 +3,9 @@
 namespace providers {
 namespace {
 // OpenRouter attributes traffic by these optional headers; naming the gateway is harmless.
-void apply(boost::beast::http::fields& h, std::string_view key) {
+void apply(core::http1::HeadWriter& h, std::string_view key) {
   apply_bearer(h, key);
-  h.set("X-Title", "llm-gateway");
+  h.field("X-Title", "llm-gateway");
 }
 }  // namespace
 

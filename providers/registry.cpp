@@ -25,12 +25,9 @@ std::span<const ProviderKind* const> all_kinds() noexcept {
   return kKinds;
 }
 
-void apply_bearer(boost::beast::http::fields& headers, std::string_view api_key) {
+void apply_bearer(core::http1::HeadWriter& headers, std::string_view api_key) {
   if (api_key.empty()) return;
-  std::string value;
-  value.reserve(7 + api_key.size());
-  value.append("Bearer ").append(api_key);
-  headers.set(boost::beast::http::field::authorization, value);
+  headers.field_prefixed("Authorization", "Bearer ", api_key);
 }
 
 }  // namespace providers

@@ -17,6 +17,9 @@ stage() {
 stage "install"
 bash scripts/install-deps.sh --with-node
 
+stage "lint"
+bash scripts/lint.sh
+
 stage "build (Release)"
 bash scripts/build.sh build
 

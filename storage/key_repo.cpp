@@ -55,8 +55,8 @@ constexpr Statement kFindActive{"key_find_active",
                                 "SELECT id::text, name FROM user_keys"
                                 " WHERE key_hash = $1 AND is_active AND revoked_at IS NULL"};
 
-constexpr Statement kActiveHashes{"key_active_hashes",
-                                  "SELECT key_hash FROM user_keys WHERE is_active AND revoked_at IS NULL"};
+constexpr Statement kActiveRecords{
+    "key_active_records", "SELECT key_hash, id::text, name FROM user_keys WHERE is_active AND revoked_at IS NULL"};
 
 // By hash: the hot path knows a key only by its hash (the Redis set holds nothing else).
 constexpr Statement kTouch{"key_touch", "UPDATE user_keys SET last_used_at = now() WHERE key_hash = $1"};
@@ -156,16 +156,17 @@ boost::asio::awaitable<Result<std::optional<core::KeyIdentity>>> KeyRepo::find_a
   co_return co_await db_.read<Found>(std::move(select));
 }
 
-boost::asio::awaitable<Result<std::vector<std::string>>> KeyRepo::active_hashes() {
-  auto select = [](pqxx::connection& c) -> Result<std::vector<std::string>> {
+boost::asio::awaitable<Result<std::vector<KeyRepo::HashAndRecord>>> KeyRepo::active_records() {
+  auto select = [](pqxx::connection& c) -> Result<std::vector<HashAndRecord>> {
     pqxx::nontransaction tx(c);
-    const auto rows = exec(tx, kActiveHashes);
-    std::vector<std::string> out;
+    const auto rows = exec(tx, kActiveRecords);
+    std::vector<HashAndRecord> out;
     out.reserve(rows.size());
-    for (const auto& row : rows) out.push_back(row[0].as<std::string>());
+    for (const auto& row : rows)
+      out.emplace_back(row[0].as<std::string>(), core::KeyRecord{row[1].as<std::string>(), row[2].as<std::string>()});
     return out;
   };
-  co_return co_await db_.read<std::vector<std::string>>(std::move(select));
+  co_return co_await db_.read<std::vector<HashAndRecord>>(std::move(select));
 }
 
 boost::asio::awaitable<core::Status> KeyRepo::touch_last_used(std::string key_hash) {

@@ -36,8 +36,9 @@ class KeyRepo {
   boost::asio::awaitable<core::Result<std::string>> revoke(std::string id);
   // The active, unrevoked key with this hash, if any (auth fallback when the cache misses).
   boost::asio::awaitable<core::Result<std::optional<core::KeyIdentity>>> find_active(std::string key_hash);
-  // Hashes of every active, unrevoked key (to warm the auth cache).
-  boost::asio::awaitable<core::Result<std::vector<std::string>>> active_hashes();
+  // Every active, unrevoked key as (hash, record), to warm the auth cache.
+  using HashAndRecord = std::pair<std::string, core::KeyRecord>;
+  boost::asio::awaitable<core::Result<std::vector<HashAndRecord>>> active_records();
   // last_used_at = now(). Best effort: a key revoked meanwhile is not an error. One write per call,
   // so the caller should rate-limit it per key.
   boost::asio::awaitable<core::Status> touch_last_used(std::string key_hash);

@@ -493,7 +493,7 @@ test('user keys: bad bodies and ids -> clear errors, nothing written', async () 
 
 test('user key lifecycle: works at once, PUT is_active, rotate, delete -> Redis SET and 401 at once', async () => {
   const k = await createKey();
-  assert.ok(inKeySet(stack, k.key), 'new key is not in llmgw:keys');
+  assert.ok(inKeySet(stack, k.key), 'new key is not in llmgw:key_records');
   await assertKeyWorks(k.key, 'new key');
 
   // Unknown / missing keys.
@@ -511,12 +511,12 @@ test('user key lifecycle: works at once, PUT is_active, rotate, delete -> Redis 
   const off = await admin('PUT', `/admin/keys/${k.id}`, { is_active: false });
   assert.equal(off.status, 200, off.text);
   assert.equal(off.json.is_active, false);
-  assert.ok(!inKeySet(stack, k.key), 'deactivated key still in llmgw:keys');
+  assert.ok(!inKeySet(stack, k.key), 'deactivated key still in llmgw:key_records');
   await assertKeyRejected(k.key, 'deactivated key');
   const on = await admin('PUT', `/admin/keys/${k.id}`, { is_active: true });
   assert.equal(on.status, 200, on.text);
   assert.equal(on.json.is_active, true);
-  assert.ok(inKeySet(stack, k.key), 'reactivated key not in llmgw:keys');
+  assert.ok(inKeySet(stack, k.key), 'reactivated key not in llmgw:key_records');
   await assertKeyWorks(k.key, 'reactivated key');
 
   // Rotate: old key dead at once, new key works at once.
@@ -527,8 +527,8 @@ test('user key lifecycle: works at once, PUT is_active, rotate, delete -> Redis 
   assert.match(rot.json.key, USER_KEY_RE);
   assert.notEqual(rot.json.key, k.key);
   assert.ok(rot.json.key.startsWith(rot.json.key_prefix));
-  assert.ok(!inKeySet(stack, k.key), 'rotated-out key still in llmgw:keys');
-  assert.ok(inKeySet(stack, rot.json.key), 'rotated-in key not in llmgw:keys');
+  assert.ok(!inKeySet(stack, k.key), 'rotated-out key still in llmgw:key_records');
+  assert.ok(inKeySet(stack, rot.json.key), 'rotated-in key not in llmgw:key_records');
   await assertKeyRejected(k.key, 'old key after rotate');
   await assertKeyWorks(rot.json.key, 'new key after rotate');
   assert.equal(sql(stack, `SELECT key_hash FROM user_keys WHERE id = '${k.id}'`), sha256(rot.json.key));
@@ -539,7 +539,7 @@ test('user key lifecycle: works at once, PUT is_active, rotate, delete -> Redis 
   const del = await admin('DELETE', `/admin/keys/${k.id}`);
   assert.equal(del.status, 204, del.text);
   assert.equal(del.text, '');
-  assert.ok(!inKeySet(stack, rot.json.key), 'deleted key still in llmgw:keys');
+  assert.ok(!inKeySet(stack, rot.json.key), 'deleted key still in llmgw:key_records');
   await assertKeyRejected(rot.json.key, 'deleted key');
   assert.deepEqual(rowCounts(stack), counts, 'key delete must be soft');
   assert.equal(sql(stack, `SELECT is_active FROM user_keys WHERE id = '${k.id}'`), 'f');
@@ -677,10 +677,10 @@ async function fixtureForWarmup() {
 }
 async function assertWarm(f, what) {
   await eventually(() => inKeySet(stack, f.live.key) && routeOf(stack, f.m.name) !== null, 5000,
-    `${what}: llmgw:keys / llmgw:routes re-warmed`);
-  assert.equal(keySetSize(stack), activeKeys(), `${what}: llmgw:keys size != active keys in PG`);
+    `${what}: llmgw:key_records / llmgw:routes re-warmed`);
+  assert.equal(keySetSize(stack), activeKeys(), `${what}: llmgw:key_records size != active keys in PG`);
   assert.equal(routeCount(stack), activeRoutes(), `${what}: llmgw:routes size != active routes in PG`);
-  assert.ok(!inKeySet(stack, f.dead.key), `${what}: a deleted key came back into llmgw:keys`);
+  assert.ok(!inKeySet(stack, f.dead.key), `${what}: a deleted key came back into llmgw:key_records`);
   assert.equal(routeOf(stack, f.m.name).provider_id, f.p.id);
 }
 
@@ -715,7 +715,7 @@ test('FLUSHALL without reconnect: keys still authenticate from PG and /v1/models
   const f = await fixtureForWarmup();
   assert.equal(redisCli(stack, 'FLUSHALL'), 'OK');
   await assertKeyWorks(f.live.key, 'live key after FLUSHALL');
-  assert.ok(inKeySet(stack, f.live.key), 'key not re-added to llmgw:keys after a PG fallback');
+  assert.ok(inKeySet(stack, f.live.key), 'key not re-added to llmgw:key_records after a PG fallback');
   await assertKeyRejected(f.dead.key, 'deleted key after FLUSHALL');
   const listed = await v1Models(f.live.key);
   assert.equal(listed.status, 200, listed.text);
@@ -745,7 +745,7 @@ test('admin writes while Redis is down land in PG, work at once, and Redis is ri
   }
   await eventually(() => inKeySet(stack, created.json.key) && routeOf(stack, m.name) !== null, 5000,
     'key / route written during the outage reach Redis');
-  assert.ok(!inKeySet(stack, f.live.key), 'key revoked during the outage is in llmgw:keys');
+  assert.ok(!inKeySet(stack, f.live.key), 'key revoked during the outage is in llmgw:key_records');
   assert.equal(keySetSize(stack), activeKeys());
   assert.equal(routeCount(stack), activeRoutes());
   await assertKeyWorks(created.json.key, 'key created during the outage, Redis back');
@@ -819,6 +819,6 @@ test('no plaintext provider key or user key in any table, admin response or gate
     assert.ok(creating.length <= 1, `user key shown by more than its creating response: ${creating.join('\n')}`);
     assert.ok(creating.every((b) => /^POST \/admin\/keys(\/[^ ]+\/rotate)? -> 20[01] /.test(b)), `user key shown outside create/rotate: ${creating}`);
   }
-  const redisDump = redisRaw(stack, 'HGETALL', 'llmgw:routes') + redisRaw(stack, 'SMEMBERS', 'llmgw:keys');
+  const redisDump = redisRaw(stack, 'HGETALL', 'llmgw:routes') + redisRaw(stack, 'HGETALL', 'llmgw:key_records');
   for (const s of [...providerSecrets, ...userKeys]) assert.ok(!redisDump.includes(s), 'Redis holds a plaintext secret');
 });

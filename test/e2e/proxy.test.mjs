@@ -612,7 +612,7 @@ describe('connection handling', () => {
 
 describe('Redis down', () => {
   test('valid keys and routes served from PostgreSQL, invalid keys 401, cache refilled after restart', async () => {
-    const keysSet = 'llmgw:keys';
+    const keysSet = 'llmgw:key_records';
     await stack.redis.stop();
     let newKey;
     try {
@@ -648,9 +648,9 @@ describe('Redis down', () => {
       await stack.redis.start();
     }
     // Without any request using it, the key created during the outage appears in Redis.
-    await eventually(async () => (await redisCli(stack.redis.port, 'SISMEMBER', keysSet, sha256(newKey))) === '1',
-      { timeoutMs: 5000, what: `SISMEMBER ${keysSet} <hash of the key created during the outage> = 1` });
-    await eventually(async () => (await redisCli(stack.redis.port, 'SISMEMBER', keysSet, sha256(key))) === '1',
+    await eventually(async () => (await redisCli(stack.redis.port, 'HEXISTS', keysSet, sha256(newKey))) === '1',
+      { timeoutMs: 5000, what: `HEXISTS ${keysSet} <hash of the key created during the outage> = 1` });
+    await eventually(async () => (await redisCli(stack.redis.port, 'HEXISTS', keysSet, sha256(key))) === '1',
       { timeoutMs: 5000, what: 'old key back in Redis' });
     await eventually(async () => (await redisCli(stack.redis.port, 'HEXISTS', 'llmgw:routes', 'gpt-outage')) === '1',
       { timeoutMs: 5000, what: 'route of the model created during the outage in Redis' });

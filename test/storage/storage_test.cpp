@@ -685,10 +685,12 @@ TEST_CASE("KeyRepo: create, lookup, update, rotate, revoke", "[keys]") {
     REQUIRE(unknown.has_value());
     CHECK_FALSE(unknown->has_value());
 
-    auto hashes = co_await keys.active_hashes();
-    REQUIRE(hashes.has_value());
-    std::sort(hashes->begin(), hashes->end());
-    CHECK(*hashes == std::vector<std::string>{hash1, hash3});
+    auto records = co_await keys.active_records();
+    REQUIRE(records.has_value());
+    std::vector<std::string> hashes;
+    for (const auto& [h, record] : *records) hashes.push_back(h);
+    std::sort(hashes.begin(), hashes.end());
+    CHECK(hashes == std::vector<std::string>{hash1, hash3});
 
     auto all = co_await keys.list();
     REQUIRE(all.has_value());
@@ -758,9 +760,11 @@ TEST_CASE("KeyRepo: create, lookup, update, rotate, revoke", "[keys]") {
     REQUIRE(left.has_value());
     REQUIRE(left->size() == 1);
     CHECK((*left)[0].name == "other");
-    auto remaining = co_await keys.active_hashes();
+    auto remaining = co_await keys.active_records();
     REQUIRE(remaining.has_value());
-    CHECK(*remaining == std::vector<std::string>{hash3});
+    REQUIRE(remaining->size() == 1);
+    CHECK((*remaining)[0].first == hash3);
+    CHECK((*remaining)[0].second.name == "other");
   };
   test::run_async(body);
 }

@@ -64,7 +64,7 @@ TEST_CASE("admin json: rendering never includes secrets") {
   CHECK(boost::json::parse(core::to_json_with_secret(k, "sk-1")).at("key") == "sk-1");
 }
 
-#include "core/route_codec.hpp"
+#include "core/cache_codec.hpp"
 
 TEST_CASE("route codec: round trip and rejection of garbage") {
   core::Route r{"mid", "gpt-4o", "pid", "openai", "https://api.openai.com/v1", "gpt-4o-2024"};

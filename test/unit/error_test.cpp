@@ -43,3 +43,21 @@ TEST_CASE("errors: errc converts to error_code") {
   CHECK(ec.category().name() == std::string("llm-gateway"));
   CHECK(ec.message() == "upstream_timeout");
 }
+
+TEST_CASE("errors: Anthropic shape and types") {
+  auto v = boost::json::parse(core::render_anthropic_error({core::errc::invalid_api_key}));
+  CHECK(v.at("type") == "error");
+  CHECK(v.at("error").at("type") == "authentication_error");
+  CHECK(v.at("error").at("message").as_string().size() > 0);
+  CHECK(core::anthropic_error_type({core::errc::model_not_found}) == "not_found_error");
+  CHECK(core::anthropic_error_type({core::errc::invalid_request}) == "invalid_request_error");
+  CHECK(core::anthropic_error_type({core::errc::overloaded}) == "overloaded_error");
+  CHECK(core::anthropic_error_type({core::errc::upstream_unavailable}) == "api_error");
+}
+
+TEST_CASE("errors: transient overload carries Retry-After") {
+  CHECK(core::to_http(core::errc::overloaded).retry_after_seconds == 1);
+  CHECK(core::to_http(core::errc::not_implemented).status == 501);
+  CHECK(core::to_http(core::errc::version_not_supported).status == 505);
+  CHECK(core::to_http(core::errc::invalid_request).retry_after_seconds == 0);
+}

@@ -72,3 +72,13 @@ TEST_CASE("keys: request ids are UUID-shaped and distinct") {
   }
   CHECK(seen.size() == 10000);
 }
+
+TEST_CASE("keys: request ids we accept") {
+  CHECK(core::valid_request_id("req_abc-123.x:y"));
+  CHECK(core::valid_request_id(std::string(128, 'a')));
+  CHECK_FALSE(core::valid_request_id(std::string(129, 'a')));
+  CHECK_FALSE(core::valid_request_id(""));
+  CHECK_FALSE(core::valid_request_id("a b"));
+  CHECK_FALSE(core::valid_request_id("a\xff"));
+  CHECK_FALSE(core::valid_request_id("a/b"));
+}

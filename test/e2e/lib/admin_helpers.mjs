@@ -23,12 +23,14 @@ export function redisRaw(stack, ...args) {
   if (r.status !== 0) throw new Error(`redis-cli ${args.join(' ')} failed: ${r.stderr}`);
   return r.stdout.replace(/\n$/, '');
 }
-export const inKeySet = (stack, key) => redisCli(stack, 'SISMEMBER', 'llmgw:keys', sha256(key)) === '(integer) 1';
+// Key records live in the HASH llmgw:key_records (key hash -> {"id","name"}).
+export const KEY_RECORDS = 'llmgw:key_records';
+export const inKeySet = (stack, key) => redisCli(stack, 'HEXISTS', KEY_RECORDS, sha256(key)) === '(integer) 1';
 export function routeOf(stack, model) {
   const v = redisRaw(stack, 'HGET', 'llmgw:routes', model);
   return v === '' ? null : JSON.parse(v);
 }
-export const keySetSize = (stack) => Number(redisRaw(stack, 'SCARD', 'llmgw:keys'));
+export const keySetSize = (stack) => Number(redisRaw(stack, 'HLEN', KEY_RECORDS));
 export const routeCount = (stack) => Number(redisRaw(stack, 'HLEN', 'llmgw:routes'));
 
 // psql -XAt against the stack's database; returns trimmed stdout.

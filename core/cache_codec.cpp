@@ -1,4 +1,4 @@
-#include "core/route_codec.hpp"
+#include "core/cache_codec.hpp"
 
 #include <boost/json.hpp>
 
@@ -30,6 +30,21 @@ std::optional<Route> decode_route(std::string_view text) {
       !str("upstream_model", r.upstream_model))
     return std::nullopt;
   return r;
+}
+
+std::string encode_key_record(const KeyRecord& k) {
+  return boost::json::serialize(boost::json::object{{"id", k.id}, {"name", k.name}});
+}
+
+std::optional<KeyRecord> decode_key_record(std::string_view text) {
+  boost::json::error_code ec;
+  auto v = boost::json::parse(boost::json::string_view(text.data(), text.size()), ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  const auto& o = v.as_object();
+  const auto* id = o.if_contains("id");
+  const auto* name = o.if_contains("name");
+  if (!id || !id->is_string() || !name || !name->is_string()) return std::nullopt;
+  return KeyRecord{std::string(id->as_string()), std::string(name->as_string())};
 }
 
 }  // namespace core

@@ -1,5 +1,5 @@
 #pragma once
-// Route <-> the JSON stored in the Redis route hash. Contains no secrets.
+// Values <-> the JSON stored in Redis (route hash, key records). Contains no secrets.
 #include "core/domain.hpp"
 
 #include <optional>
@@ -10,5 +10,8 @@ namespace core {
 
 std::string encode_route(const Route& r);
 std::optional<Route> decode_route(std::string_view json);
+
+std::string encode_key_record(const KeyRecord& k);
+std::optional<KeyRecord> decode_key_record(std::string_view json);
 
 }  // namespace core

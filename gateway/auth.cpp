@@ -1,0 +1,60 @@
+#include "gateway/auth.hpp"
+
+#include "core/keys.hpp"
+
+namespace gw {
+namespace {
+
+using core::errc;
+
+// Records last_used_at in the background, at most once a minute per key: never on the request's path.
+void note_key_use(App& app, const std::string& hash) {
+  if (app.local.touched_keys.find(hash)) return;
+  app.local.touched_keys.put(hash, true);
+  net::co_spawn(app.ioc, app.keys.touch_last_used(hash), net::detached);
+}
+
+KeyPtr remember(App& app, const std::string& hash, core::KeyRecord record) {
+  auto key = std::make_shared<const core::KeyRecord>(std::move(record));
+  app.local.good_keys.put(hash, key);
+  note_key_use(app, hash);
+  return key;
+}
+
+}  // namespace
+
+std::string_view presented_key(const Request& req, Flavor flavor) noexcept {
+  const auto token = core::bearer_token(req.header("authorization"));
+  if (!token.empty() || flavor != Flavor::anthropic) return token;
+  return req.header("x-api-key");
+}
+
+net::awaitable<core::Result<KeyPtr>> authenticate(App& app, std::string_view token) {
+  if (token.empty()) co_return core::Error{errc::missing_api_key};
+  std::string hash = core::sha256_hex(token);
+  if (const auto* hit = app.local.good_keys.find(hash)) {
+    note_key_use(app, hash);
+    co_return *hit;
+  }
+  if (app.local.bad_keys.find(hash)) co_return core::Error{errc::invalid_api_key};
+
+  auto cached = co_await app.stores.key_lookup(hash);
+  if (cached && cached->record) co_return remember(app, hash, std::move(*cached->record));
+  if (cached && cached->warm) {
+    app.local.bad_keys.put(std::move(hash), true);  // Redis holds every key: this one does not exist
+    co_return core::Error{errc::invalid_api_key};
+  }
+
+  // Redis is down, or cold (restarted, flushed, not rebuilt yet): PostgreSQL decides.
+  auto found = co_await app.keys.find_active(hash);
+  if (!found) co_return found.error();
+  if (!*found) {
+    app.local.bad_keys.put(std::move(hash), true);
+    co_return core::Error{errc::invalid_api_key};
+  }
+  core::KeyRecord record{std::move((*found)->id), std::move((*found)->name)};
+  if (cached) (void)co_await app.stores.put_key(hash, record);  // Redis answered but lacked it
+  co_return remember(app, hash, std::move(record));
+}
+
+}  // namespace gw

@@ -1,0 +1,46 @@
+#include "gateway/client_watch.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+namespace gw {
+
+bool client_gone_now(tcp::socket& client) noexcept {
+  if (!client.is_open()) return true;
+  char probe;
+  const auto n = ::recv(client.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) return false;  // a pipelined request: alive
+  if (n == 0) return true;  // FIN
+  return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}
+
+ClientWatch::ClientWatch(tcp::socket& client, SessionEntry& entry)
+    : state_(std::make_shared<State>(State{&client, &entry})) {
+  arm(state_);
+}
+
+ClientWatch::~ClientWatch() {
+  state_->active = false;
+  // Only the wait is pending on the client socket now (the session reads and writes in sequence),
+  // so cancelling affects nothing else.
+  if (state_->client->is_open()) {
+    error_code ignored;
+    state_->client->cancel(ignored);
+  }
+}
+
+void ClientWatch::arm(const std::shared_ptr<State>& st) {
+  st->client->async_wait(tcp::socket::wait_read, [st](error_code ec) {
+    if (!st->active) return;
+    if (ec == net::error::operation_aborted && st->client->is_open()) {
+      arm(st);  // a deadline cancelled the socket's operations: keep watching
+      return;
+    }
+    if (!ec && !client_gone_now(*st->client)) return;  // the next request is here: nothing to watch
+    st->entry->client_gone = true;
+    st->entry->cancel_upstream();
+  });
+}
+
+}  // namespace gw

@@ -1,0 +1,40 @@
+#pragma once
+// One request/response exchange within a client connection, as handlers see it.
+#include "core/route_table.hpp"
+#include "gateway/deadlines.hpp"
+#include "gateway/local_cache.hpp"
+#include "gateway/request.hpp"
+#include "gateway/response.hpp"
+#include "gateway/session_list.hpp"
+
+#include <string>
+
+namespace gw {
+
+struct Exchange {
+  Exchange(Request& r, tcp::socket& c, Deadline& d, SessionEntry& s) : req(r), client(c), client_deadline(d), session(s) {}
+
+  Request& req;
+  tcp::socket& client;
+  Deadline& client_deadline;
+  SessionEntry& session;
+  Flavor flavor = Flavor::openai;
+  core::PathParams params;
+  std::string request_id;  // the one we answer with, log and send upstream
+  KeyPtr key;              // the authenticated user key (/v1)
+
+  // Set by handlers that write their own response (the streaming relay); the session then only
+  // logs and decides whether the connection can be reused.
+  bool responded = false;
+  unsigned status = 0;
+  bool keep_alive = true;
+
+  // For the access log.
+  std::string model;
+  std::string upstream_request_id;
+  std::string error;  // what went wrong, when something did (never a secret)
+
+  Response fail(const core::Error& e) const { return error_response(flavor, e); }
+};
+
+}  // namespace gw

@@ -1,0 +1,85 @@
+// Keeping Redis in step with PostgreSQL: the full rebuild (start-up, every Redis reconnect), the
+// updates after admin writes, and recovery when such an update could not be written.
+#include "core/log.hpp"
+#include "gateway/app.hpp"
+
+namespace gw {
+namespace {
+
+bool note_failure(const core::Status& s, std::string_view what) {
+  if (!s) core::log::warn("cache update failed", {{"op", what}, {"error", core::to_string(s.error().code)}});
+  return !s;
+}
+
+}  // namespace
+
+net::awaitable<void> App::refresh_routes() {
+  auto all = co_await routes.all();
+  local.routes.clear();
+  if (!all) {
+    note_failure(all.error(), "load_routes");
+    co_return;
+  }
+  if (note_failure(co_await stores.replace_routes(std::move(*all)), "replace_routes")) {
+    cache_write_failed("replace_routes");
+    co_return;
+  }
+  note_failure(co_await stores.publish("routes"), "publish");
+}
+
+net::awaitable<void> App::key_changed(std::string hash) {
+  local.invalidate("key:" + hash);  // this worker at once, even when Redis is down
+  auto found = co_await keys.find_active(hash);
+  core::Status written = core::ok();
+  if (!found)
+    written = found.error();
+  else if (*found) {
+    const core::KeyRecord record{(*found)->id, (*found)->name};  // named: GCC 12 coroutine bug
+    written = co_await stores.put_key(hash, record);
+  } else
+    written = co_await stores.remove_key(hash);
+  if (note_failure(written, "key")) cache_write_failed("key");
+  note_failure(co_await stores.publish("key:" + hash), "publish");
+}
+
+net::awaitable<void> App::warm_cache() {
+  // Until every step succeeded, Redis must not answer "no such key" on its own: a stale or partial
+  // hash would refuse valid keys. Any failure leaves it cold and schedules another attempt.
+  auto failed = [this](const core::Status& s, std::string_view what) {
+    if (!note_failure(s, what)) return false;
+    cache_write_failed(what);
+    return true;
+  };
+  if (failed(co_await stores.mark_cold(), "mark_cold")) co_return;
+  auto records = co_await keys.active_records();
+  if (failed(records ? core::ok() : core::Status(records.error()), "load_keys")) co_return;
+  if (failed(co_await stores.replace_keys(std::move(*records)), "replace_keys")) co_return;
+  auto all = co_await routes.all();
+  if (failed(all ? core::ok() : core::Status(all.error()), "load_routes")) co_return;
+  if (failed(co_await stores.replace_routes(std::move(*all)), "replace_routes")) co_return;
+  if (failed(co_await stores.mark_warm(), "mark_warm")) co_return;
+  note_failure(co_await stores.publish("routes"), "publish");
+  local.clear();
+  rewarm_pending_ = false;
+  core::log::info("cache warmed");
+}
+
+void App::cache_write_failed(std::string_view what) {
+  if (std::exchange(rewarm_pending_, true) || draining) return;
+  core::log::warn("redis may disagree with postgresql; rebuilding it", {{"after", what}});
+  net::co_spawn(ioc, rewarm_until_done(), net::detached);
+}
+
+net::awaitable<void> App::rewarm_until_done() {
+  net::steady_timer pause(ioc);
+  while (rewarm_pending_ && !draining) {
+    // Until the rebuild succeeds, at least stop Redis from answering "no such key" on its own.
+    (void)co_await stores.mark_cold();
+    pause.expires_after(std::chrono::seconds(1));
+    co_await pause.async_wait(use_tuple);
+    if (rewarm_pending_ && !draining) co_await warm_cache();
+  }
+  rewarm_pending_ = false;
+}
+
+}  // namespace gw
