@@ -17,13 +17,13 @@ import { startStack, sleep } from './lib/harness.mjs';
 import { connect, buildRequest } from './lib/http.mjs';
 import { provision, sawRequest } from './lib/proxy_helpers.mjs';
 import {
-  restartGateway, SETTLE_MS,
-  exchange, collect, expectError, describe as show, rssSampler, pump, uid, v1Post,
+  restartGateway, SETTLE_MS, smallAsanQuarantine,
+  exchange, collect, expectError, show, rssSampler, pump, uid, v1Post,
 } from './lib/hardening_helpers.mjs';
 
 let stack, key;
 before(async () => {
-  stack = await startStack();
+  stack = await startStack({ env: smallAsanQuarantine() });
   await sleep(SETTLE_MS);
   ({ key } = await provision(stack));
 });

@@ -16,11 +16,11 @@ import path from 'node:path';
 import { startStack, sleep } from './lib/harness.mjs';
 import { buildRequest } from './lib/http.mjs';
 import { provision, createKey, v1, upstreamRequest, sawRequest, assertError, eventually } from './lib/proxy_helpers.mjs';
-import { restartGateway, SETTLE_MS, exchange, describe as show, rssKiB, psql, flood, tally, v1Post, jsonSince } from './lib/hardening_helpers.mjs';
+import { restartGateway, SETTLE_MS, smallAsanQuarantine, exchange, show, rssKiB, psql, flood, tally, v1Post, jsonSince } from './lib/hardening_helpers.mjs';
 
 let stack, key;
 before(async () => {
-  stack = await startStack();
+  stack = await startStack({ env: smallAsanQuarantine() });
   await sleep(SETTLE_MS);
   ({ key } = await provision(stack));
 });

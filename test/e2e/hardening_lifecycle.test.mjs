@@ -11,7 +11,7 @@ import { startStack, sleep } from './lib/harness.mjs';
 import { connect, buildRequest } from './lib/http.mjs';
 import { provision, createKey } from './lib/proxy_helpers.mjs';
 import { startScriptedUpstream } from './lib/raw_upstream.mjs';
-import { restartGateway, startGateway, SETTLE_MS, exchange, expectError, describe as show, freezePostgres, signalAll, providerFor, v1Post } from './lib/hardening_helpers.mjs';
+import { restartGateway, startGateway, SETTLE_MS, exchange, expectError, show, freezePostgres, signalAll, providerFor, v1Post } from './lib/hardening_helpers.mjs';
 
 let stack, key;
 before(async () => {
@@ -53,22 +53,20 @@ describe('L1 database deadlines', () => {
 });
 
 describe('L2 SIGTERM while a request is stuck (SHUTDOWN_GRACE_SECONDS=1)', () => {
-  // Restart with env, make a request get stuck (stick() -> {resume}), SIGTERM; the gateway must exit 0
-  // within 10 s with no sanitizer report. Stopped processes are resumed whatever happens.
+  // Restart with env, make requests get stuck (stick() -> [{resume, conn}]), SIGTERM; the gateway must
+  // exit 0 within 10 s with no sanitizer report. Stopped processes are resumed whatever happens.
   async function sigtermWhileStuck(env, stick) {
     await restartGateway(stack, { SHUTDOWN_GRACE_SECONDS: '1', ...env });
-    let resume = () => {};
-    let conn;
+    const stuck = [];
     let e;
     let took;
     try {
-      ({ resume, conn } = await stick());
+      await stick(stuck);
       const t0 = Date.now();
       e = await stack.gateway.stop('SIGTERM', { timeoutMs: 12_000 });
       took = Date.now() - t0;
     } finally {
-      resume();
-      conn?.destroy();
+      for (const s of stuck) { s.resume?.(); s.conn?.destroy(); }
     }
     const stderr = stack.gateway.stderr();
     await startGateway(stack);
@@ -78,50 +76,68 @@ describe('L2 SIGTERM while a request is stuck (SHUTDOWN_GRACE_SECONDS=1)', () =>
     assert.ok(took < 10_000, `exit took ${took} ms`);
   }
 
-  async function stuckRequest(bytes) {
+  async function stuckRequest(stuck, bytes, what) {
     const conn = await connect(stack.gateway.port);
+    stuck.push({ conn });
     await conn.write(bytes);
-    return conn;
+    await sleep(300);
+    assert.ok(!conn.received.length, `${what}: answered although it should be stuck: ${conn.received.toString('latin1').slice(0, 300)}`);
+  }
+
+  // (a) an admin request on a frozen PostgreSQL.
+  async function stuckOnPostgres(stuck) {
+    const warm = await exchange(stack.gateway.port, adminGet('/admin/keys'));
+    assert.equal(warm.res?.statusCode, 200, show(warm));
+    stuck.push(freezePostgres(stack));
+    await stuckRequest(stuck, adminGet('/admin/keys'), 'admin request with PostgreSQL frozen');
+  }
+  // (b) a /v1 request whose key the gateway has not seen, on a frozen Redis.
+  async function stuckOnRedis(stuck, freshKey) {
+    const pid = stack.pids().redis;
+    signalAll([pid], 'SIGSTOP');
+    stuck.push({ resume: () => signalAll([pid], 'SIGCONT') });
+    await stuckRequest(stuck, v1Post('/v1/chat/completions', { key: freshKey, body: { model: 'gpt-test', messages: [] } }), '/v1 request with Redis frozen');
+  }
+  // (c) a /v1 request whose upstream (https) accepts and never answers the ClientHello.
+  async function stuckInTls(stuck, silent, model) {
+    const conn = await connect(stack.gateway.port);
+    stuck.push({ conn });
+    await conn.write(v1Post('/v1/chat/completions', { key, body: { model, messages: [] } }));
+    await silent.waitFor(() => silent.connections.some((c) => c.bytesReceived > 0), 3000);  // the ClientHello is out
+    await sleep(100);
+  }
+  async function silentTlsUpstream() {
+    const silent = await startScriptedUpstream(null, { parse: false });  // accepts, reads, never answers
+    const { model } = await providerFor(stack, `https://127.0.0.1:${silent.port}/v1`);
+    return { silent, model };
   }
 
   test('(a) an admin request waiting on a frozen PostgreSQL (DB_TIMEOUT=30)', async () => {
-    await sigtermWhileStuck({ DB_TIMEOUT: '30' }, async () => {
-      const warm = await exchange(stack.gateway.port, adminGet('/admin/keys'));
-      assert.equal(warm.res?.statusCode, 200, show(warm));
-      const { resume } = freezePostgres(stack);
-      try {
-        const conn = await stuckRequest(adminGet('/admin/keys'));
-        await sleep(300);
-        assert.ok(!conn.received.length, `the admin request was answered although PostgreSQL is frozen: ${conn.received.toString('latin1').slice(0, 300)}`);
-        return { resume, conn };
-      } catch (err) { resume(); throw err; }
-    });
+    await sigtermWhileStuck({ DB_TIMEOUT: '30' }, (stuck) => stuckOnPostgres(stuck));
   });
 
   test('(b) a /v1 request waiting on a frozen Redis (REDIS_TIMEOUT=30, a key not seen yet)', async () => {
-    await sigtermWhileStuck({ REDIS_TIMEOUT: '30' }, async () => {
-      const fresh = (await createKey(stack, 'unseen')).key;
-      const pid = stack.pids().redis;
-      signalAll([pid], 'SIGSTOP');
-      const resume = () => signalAll([pid], 'SIGCONT');
-      try {
-        const conn = await stuckRequest(v1Post('/v1/chat/completions', { key: fresh, body: { model: 'gpt-test', messages: [] } }));
-        await sleep(300);
-        assert.ok(!conn.received.length, `the request was answered although Redis is frozen: ${conn.received.toString('latin1').slice(0, 300)}`);
-        return { resume, conn };
-      } catch (err) { resume(); throw err; }
-    });
+    const fresh = (await createKey(stack, 'unseen')).key;
+    await sigtermWhileStuck({ REDIS_TIMEOUT: '30' }, (stuck) => stuckOnRedis(stuck, fresh));
   });
 
   test('(c) a /v1 request in an upstream TLS handshake that never completes (UPSTREAM_CONNECT_TIMEOUT=30)', async () => {
-    const silent = await startScriptedUpstream(null, { parse: false });  // accepts, reads, never answers
+    const { silent, model } = await silentTlsUpstream();
     try {
-      const { model } = await providerFor(stack, `https://127.0.0.1:${silent.port}/v1`);
-      await sigtermWhileStuck({ UPSTREAM_CONNECT_TIMEOUT: '30' }, async () => {
-        const conn = await stuckRequest(v1Post('/v1/chat/completions', { key, body: { model, messages: [] } }));
-        await silent.waitFor(() => silent.connections.some((c) => c.bytesReceived > 0), 3000);  // the ClientHello is out
-        await sleep(100);
-        return { resume: () => {}, conn };
+      await sigtermWhileStuck({ UPSTREAM_CONNECT_TIMEOUT: '30' }, (stuck) => stuckInTls(stuck, silent, model));
+    } finally {
+      await silent.close();
+    }
+  });
+
+  test('(a), (b) and (c) at once', async () => {
+    const fresh = (await createKey(stack, 'unseen-too')).key;
+    const { silent, model } = await silentTlsUpstream();
+    try {
+      await sigtermWhileStuck({ DB_TIMEOUT: '30', REDIS_TIMEOUT: '30', UPSTREAM_CONNECT_TIMEOUT: '30' }, async (stuck) => {
+        await stuckInTls(stuck, silent, model);  // first: it needs Redis for its key and route
+        await stuckOnPostgres(stuck);
+        await stuckOnRedis(stuck, fresh);
       });
     } finally {
       await silent.close();

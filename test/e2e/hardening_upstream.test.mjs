@@ -20,14 +20,14 @@ import { connect } from './lib/http.mjs';
 import { createKey } from './lib/proxy_helpers.mjs';
 import { startScriptedUpstream, act, httpResponse, echo, echoBody, echoResponse, chunk } from './lib/raw_upstream.mjs';
 import {
-  restartGateway, SETTLE_MS,
-  exchange, expectError, describe as show, statusLine, rssSampler, signalAll, providerFor, v1Post, uid, jsonSince,
+  restartGateway, SETTLE_MS, smallAsanQuarantine,
+  exchange, expectError, show, statusLine, rssSampler, signalAll, providerFor, v1Post, uid, jsonSince,
 } from './lib/hardening_helpers.mjs';
 
 let stack, keyA, keyB;
 const upstreams = [];
 before(async () => {
-  stack = await startStack();
+  stack = await startStack({ env: smallAsanQuarantine() });
   await sleep(SETTLE_MS);
   keyA = (await createKey(stack, 'a')).key;
   keyB = (await createKey(stack, 'b')).key;
