@@ -1,4 +1,3 @@
-// The single translation unit that compiles Asio, Asio.SSL and Beast.
+// The single translation unit that compiles Asio and Asio.SSL.
 #include <boost/asio/impl/src.hpp>
 #include <boost/asio/ssl/impl/src.hpp>
-#include <boost/beast/src.hpp>

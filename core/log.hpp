@@ -9,6 +9,9 @@
 namespace core::log {
 
 void set_level(LogLevel level) noexcept;
+// Where finished lines go (default: stdout). For tests; set before any other thread logs.
+using Sink = void (*)(std::string_view line);
+void set_sink(Sink sink) noexcept;
 bool enabled(LogLevel level) noexcept;
 // Adds "ts", "level" and "msg" to fields and writes the line atomically.
 void write(LogLevel level, std::string_view msg, boost::json::object fields = {});

@@ -144,16 +144,12 @@ int run(const core::Config& cfg) {
   auto on_resubscribed = [&app] { app.local.clear(); };
   auto subscriber = std::make_shared<cache::RedisSubscriber>(ioc.get_executor(), ropts, app.stores.channel(),
                                                              on_message, on_resubscribed);
-  redis->start();
-  subscriber->start();
 
   tcp::acceptor acceptor(ioc);
   error_code ec;
   const auto address = net::ip::make_address(cfg.listen_host, ec);
   if (ec) {
     log::error("LISTEN_ADDR host must be an IP address", {{"host", cfg.listen_host}});
-    redis->stop();
-    subscriber->stop();
     return 1;
   }
   const tcp::endpoint endpoint{address, cfg.listen_port};
@@ -164,16 +160,8 @@ int run(const core::Config& cfg) {
   if (ec) {
     log::error("cannot listen",
                {{"addr", cfg.listen_host + ":" + std::to_string(cfg.listen_port)}, {"error", ec.message()}});
-    redis->stop();
-    subscriber->stop();
-    ioc.run();
-    db.stop();
-    return 1;
+    return 1;  // nothing asynchronous has started yet
   }
-  const auto bound = acceptor.local_endpoint();
-  log::info("listening", {{"addr", bound.address().to_string() + ":" + std::to_string(bound.port())}});
-  net::co_spawn(ioc, accept_loop(app, acceptor), net::detached);
-
   net::signal_set signals(ioc, SIGINT, SIGTERM);
   // Stopping the database pool blocks (it joins its threads), so it runs beside the io_context: it
   // fails queued jobs at once and interrupts queries still running after a short grace, which ends
@@ -188,6 +176,14 @@ int run(const core::Config& cfg) {
   signals.async_wait([&](error_code sec, int) {
     if (!sec) net::co_spawn(ioc, shutdown(app, acceptor, stop_background), net::detached);
   });
+  // A signal that arrived after the migration's handler but before the set existed is not lost.
+  if (g_stop_requested) ::raise(SIGTERM);
+
+  redis->start();
+  subscriber->start();
+  const auto bound = acceptor.local_endpoint();
+  log::info("listening", {{"addr", bound.address().to_string() + ":" + std::to_string(bound.port())}});
+  net::co_spawn(ioc, accept_loop(app, acceptor), net::detached);
 
   ioc.run();  // returns when nothing is left: sessions, background work, waits
   if (db_stopper.joinable()) db_stopper.join();

@@ -26,6 +26,9 @@ bash scripts/build.sh build
 stage "tests (unit, integration, e2e)"
 (cd build && ctest --output-on-failure -j"$(nproc)" --timeout 600)
 
+stage "fuzz (clang + libFuzzer, ${LLMGW_FUZZ_SECONDS:-20} s per target)"
+bash scripts/fuzz.sh "${LLMGW_FUZZ_SECONDS:-20}"
+
 if [ -z "${LLMGW_SKIP_SANITIZE:-}" ]; then
   stage "build (ASan+UBSan)"
   bash scripts/build.sh build-asan -DLLMGW_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug

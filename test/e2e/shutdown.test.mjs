@@ -73,3 +73,15 @@ test('an idle keep-alive connection is closed at once on SIGTERM', async () => {
   c.destroy();
   await stack.gateway.start();
 });
+
+test('SIGTERM right after the "listening" line is never lost: exit 0 within a few seconds, 8 times', async () => {
+  await stack.gateway.stop();
+  for (let i = 0; i < 8; i++) {
+    await stack.gateway.start({});  // start() resolves on the "listening" line
+    const t0 = Date.now();
+    const e = await stack.gateway.stop('SIGTERM', { timeoutMs: 8000 });
+    assert.equal(e.code, 0, `run ${i}: exit ${JSON.stringify(e)} after ${Date.now() - t0} ms (SIGKILLed when the signal was lost)`);
+    assert.ok(Date.now() - t0 < 5000, `run ${i}: took ${Date.now() - t0} ms`);
+  }
+  await stack.gateway.start({});
+});
