@@ -26,7 +26,8 @@ Stores::Stores(std::shared_ptr<RedisClient> redis, std::string prefix)
       routes_(prefix + "routes"),
       warm_(prefix + "warm"),
       channel_(prefix + "invalidate"),
-      legacy_keys_(prefix + "keys") {}
+      legacy_keys_(prefix + "keys"),
+      responses_(prefix + "resp:") {}
 
 net::awaitable<core::Result<KeyLookup>> Stores::key_lookup(std::string hash) {
   std::vector<std::vector<std::string>> cmds{{"HGET", key_records_, std::move(hash)}, {"EXISTS", warm_}};
@@ -97,44 +98,58 @@ net::awaitable<core::Status> Stores::replace_keys(std::vector<std::pair<std::str
   co_return co_await replace(key_records_, std::move(fill));
 }
 
-net::awaitable<core::Result<std::optional<core::Route>>> Stores::route(std::string model) {
+net::awaitable<core::Result<std::optional<core::ModelRoutes>>> Stores::route(std::string model) {
   std::vector<std::string> cmd{"HGET", routes_, std::move(model)};
   auto r = co_await redis_->command(std::move(cmd));
   if (!r) co_return r.error();
-  if (r->type == Reply::Type::nil) co_return std::optional<core::Route>{};
+  if (r->type == Reply::Type::nil) co_return std::optional<core::ModelRoutes>{};
   if (r->type != Reply::Type::string) co_return core::Error{errc::cache_unavailable};
-  auto route = core::decode_route(r->str);
-  if (!route) co_return core::Error{errc::cache_unavailable};
-  co_return std::optional<core::Route>{std::move(*route)};
+  auto routes = core::decode_routes(r->str);
+  if (!routes) co_return core::Error{errc::cache_unavailable};  // another version's format: ask PostgreSQL
+  co_return std::optional<core::ModelRoutes>{std::move(*routes)};
 }
 
-net::awaitable<core::Result<std::vector<core::Route>>> Stores::all_routes() {
+net::awaitable<core::Result<std::vector<core::ModelRoutes>>> Stores::all_routes() {
   std::vector<std::string> cmd{"HGETALL", routes_};
   auto r = co_await redis_->command(std::move(cmd));
   if (!r) co_return r.error();
   if (r->type != Reply::Type::array) co_return core::Error{errc::cache_unavailable};
-  std::vector<core::Route> out;
+  std::vector<core::ModelRoutes> out;
   for (std::size_t i = 1; i < r->elements.size(); i += 2)
-    if (auto route = core::decode_route(r->elements[i].str)) out.push_back(std::move(*route));
+    if (auto routes = core::decode_routes(r->elements[i].str)) out.push_back(std::move(*routes));
   co_return out;
 }
 
-net::awaitable<core::Status> Stores::put_route(core::Route route) {
-  std::vector<std::string> cmd{"HSET", routes_, route.model_name, core::encode_route(route)};
+net::awaitable<core::Status> Stores::put_route(const core::ModelRoutes& m) {
+  std::vector<std::string> cmd{"HSET", routes_, m.model_name, core::encode_routes(m)};
   co_return check(co_await redis_->command(std::move(cmd)));
 }
 
-net::awaitable<core::Status> Stores::replace_routes(std::vector<core::Route> routes) {
+net::awaitable<core::Status> Stores::replace_routes(std::vector<core::ModelRoutes> models) {
   std::vector<std::vector<std::string>> fill;
-  for (std::size_t i = 0; i < routes.size(); i += kBatch) {
+  for (std::size_t i = 0; i < models.size(); i += kBatch) {
     std::vector<std::string> cmd{"HSET"};
-    for (std::size_t j = i; j < std::min(routes.size(), i + kBatch); ++j) {
-      cmd.push_back(routes[j].model_name);
-      cmd.push_back(core::encode_route(routes[j]));
+    for (std::size_t j = i; j < std::min(models.size(), i + kBatch); ++j) {
+      cmd.push_back(models[j].model_name);
+      cmd.push_back(core::encode_routes(models[j]));
     }
     fill.push_back(std::move(cmd));
   }
   co_return co_await replace(routes_, std::move(fill));
+}
+
+net::awaitable<core::Status> Stores::put_response(std::string id, std::string where, std::chrono::seconds ttl) {
+  std::vector<std::string> cmd{"SET", responses_ + id, std::move(where), "EX", std::to_string(ttl.count())};
+  co_return check(co_await redis_->command(std::move(cmd)));
+}
+
+net::awaitable<core::Result<std::optional<std::string>>> Stores::response(std::string id) {
+  std::vector<std::string> cmd{"GET", responses_ + id};
+  auto r = co_await redis_->command(std::move(cmd));
+  if (!r) co_return r.error();
+  if (r->type == Reply::Type::nil) co_return std::optional<std::string>{};
+  if (r->type != Reply::Type::string) co_return core::Error{errc::cache_unavailable};
+  co_return std::optional<std::string>{std::move(r->str)};
 }
 
 net::awaitable<core::Status> Stores::publish(std::string message) {

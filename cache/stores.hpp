@@ -1,7 +1,8 @@
 #pragma once
 // The gateway's data in Redis, all keys under one prefix:
 //   {prefix}key_records  HASH SHA-256 of a user key -> key record JSON (core::encode_key_record)
-//   {prefix}routes       HASH public model name -> route JSON (core::encode_route; no secrets)
+//   {prefix}routes       HASH public model name -> its routes as JSON (core::encode_routes; no secrets)
+//   {prefix}resp:<id>    a Responses API object id -> where it lives (which key, which route), with a TTL
 //   {prefix}warm         set once both hashes were rebuilt from PostgreSQL: while it exists, a key
 //                        missing from key_records does not exist (no PostgreSQL lookup needed)
 //   {prefix}invalidate   pub/sub channel; messages "key:<hash>", "routes", "provider:<id>"
@@ -11,6 +12,8 @@
 #include "core/result.hpp"
 
 #include <boost/asio/awaitable.hpp>
+
+#include <chrono>
 
 #include <memory>
 #include <optional>
@@ -37,10 +40,14 @@ class Stores {
   boost::asio::awaitable<core::Status> remove_key(std::string hash);
   boost::asio::awaitable<core::Status> replace_keys(std::vector<std::pair<std::string, core::KeyRecord>> keys);
 
-  boost::asio::awaitable<core::Result<std::optional<core::Route>>> route(std::string model);
-  boost::asio::awaitable<core::Result<std::vector<core::Route>>> all_routes();
-  boost::asio::awaitable<core::Status> put_route(core::Route r);
-  boost::asio::awaitable<core::Status> replace_routes(std::vector<core::Route> routes);
+  boost::asio::awaitable<core::Result<std::optional<core::ModelRoutes>>> route(std::string model);
+  boost::asio::awaitable<core::Result<std::vector<core::ModelRoutes>>> all_routes();
+  boost::asio::awaitable<core::Status> put_route(const core::ModelRoutes& m);
+  boost::asio::awaitable<core::Status> replace_routes(std::vector<core::ModelRoutes> models);
+
+  // Responses API objects: where the one with this id was created (opaque JSON), kept `ttl`.
+  boost::asio::awaitable<core::Status> put_response(std::string id, std::string where, std::chrono::seconds ttl);
+  boost::asio::awaitable<core::Result<std::optional<std::string>>> response(std::string id);
 
   // The warm marker (see above).
   boost::asio::awaitable<core::Status> mark_warm();
@@ -55,7 +62,7 @@ class Stores {
                                                std::vector<std::vector<std::string>> fill);
 
   std::shared_ptr<RedisClient> redis_;
-  std::string key_records_, routes_, warm_, channel_, legacy_keys_;
+  std::string key_records_, routes_, warm_, channel_, legacy_keys_, responses_;
 };
 
 }  // namespace cache

@@ -12,29 +12,37 @@ namespace core {
 
 struct ProviderCreate {
   std::string name, kind;
-  std::optional<std::string> api_key, base_url;
+  std::optional<std::string> api_key, base_url, api_version;
+  std::optional<HeaderList> extra_headers;
 };
 struct ProviderUpdate {
   std::optional<std::string> name, kind, api_key, base_url;
+  std::optional<std::optional<std::string>> api_version;  // null removes it
+  std::optional<HeaderList> extra_headers;               // {} or null removes them
   std::optional<bool> is_active;
 };
 struct ModelCreate {
   std::string name, provider_id;
   std::optional<std::string> provider_model_name;
-};
-struct KeyCreate {
-  std::string name;
+  Strategy strategy = Strategy::priority;
 };
 
 Result<ProviderCreate> parse_provider_create(std::string_view body);
 Result<ProviderUpdate> parse_provider_update(std::string_view body);
 Result<ModelCreate> parse_model_create(std::string_view body);
 Result<ModelPatch> parse_model_update(std::string_view body);
-Result<KeyCreate> parse_key_create(std::string_view body);
+Result<NewRoute> parse_route_create(std::string_view body);
+Result<RoutePatch> parse_route_update(std::string_view body);
+Result<NewUserKey> parse_key_create(std::string_view body);
 Result<UserKeyPatch> parse_key_update(std::string_view body);
 
-// http(s)://host[:port][/path], no query/fragment/userinfo; returns it without trailing '/'.
+// http(s)://host[:port][/path], no query/fragment/userinfo; returns it without trailing '/'. The
+// path may contain the placeholder {model} (Azure deployment URLs), replaced per request.
 Result<std::string> normalize_base_url(std::string_view url, std::string_view param = "base_url");
+
+// Extra provider headers <-> the JSON that is sealed at rest.
+std::string encode_headers(const HeaderList& headers);
+std::optional<HeaderList> decode_headers(std::string_view json);
 
 std::string to_json(const Provider& p);
 std::string to_json(const Model& m);
@@ -43,6 +51,7 @@ std::string to_json(const UserKey& k);
 std::string to_json_with_secret(const UserKey& k, std::string_view plaintext_key);
 std::string providers_json(const std::vector<Provider>& v);
 std::string models_json(const std::vector<Model>& v);
+std::string routes_json(const std::vector<ModelRoute>& v);
 std::string keys_json(const std::vector<UserKey>& v);
 
 }  // namespace core

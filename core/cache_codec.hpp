@@ -1,5 +1,5 @@
 #pragma once
-// Values <-> the JSON stored in Redis (route hash, key records). Contains no secrets.
+// Values <-> the JSON stored in Redis (model routes, key records). Contains no secrets.
 #include "core/domain.hpp"
 
 #include <optional>
@@ -8,8 +8,11 @@
 
 namespace core {
 
-std::string encode_route(const Route& r);
-std::optional<Route> decode_route(std::string_view json);
+std::string encode_routes(const ModelRoutes& m);
+std::optional<ModelRoutes> decode_routes(std::string_view json);
+
+std::string encode_response_home(const ResponseHome& h);
+std::optional<ResponseHome> decode_response_home(std::string_view json);
 
 std::string encode_key_record(const KeyRecord& k);
 std::optional<KeyRecord> decode_key_record(std::string_view json);

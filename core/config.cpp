@@ -149,6 +149,10 @@ std::variant<Config, ConfigErrors> parse_config(const EnvLookup& env) {
   p.integer("UPSTREAM_MAX_CONNS_PER_HOST", c.upstream_max_conns_per_host, 1, 100000);
   p.integer("UPSTREAM_MAX_IDLE_PER_HOST", c.upstream_max_idle_per_host, 0, 100000);
   if (auto v = p.get("UPSTREAM_CA_FILE")) c.upstream_ca_file = v;
+  p.integer("ROUTE_COOLDOWN_FAILURES", c.route_cooldown_failures, 1, 1000);
+  p.seconds("ROUTE_COOLDOWN_WINDOW", c.route_cooldown_window);
+  p.seconds("ROUTE_COOLDOWN_SECONDS", c.route_cooldown, 0);
+  p.seconds("RESPONSES_TTL", c.responses_ttl, 60);
   p.integer("DB_POOL_SIZE", c.db_pool_size, 1, 64);
   p.seconds("DB_TIMEOUT", c.db_timeout);
   p.seconds("REDIS_TIMEOUT", c.redis_timeout);
@@ -188,6 +192,11 @@ All settings come from environment variables (durations in seconds, fractions al
   UPSTREAM_MAX_CONNS_PER_HOST  concurrent upstream connections / host  (512)
   UPSTREAM_MAX_IDLE_PER_HOST   pooled idle connections / host          (64)
   UPSTREAM_CA_FILE             extra CA bundle to trust (PEM)          (system store only)
+  ROUTE_COOLDOWN_FAILURES      failures of a route within the window   (3)
+                               that take it out of rotation
+  ROUTE_COOLDOWN_WINDOW        that window                             (30)
+  ROUTE_COOLDOWN_SECONDS       how long such a route is skipped        (30)
+  RESPONSES_TTL                how long a Responses API id is routable (2592000)
   DB_POOL_SIZE                 PostgreSQL connections (worker threads) (4)
   DB_TIMEOUT                   PostgreSQL statement timeout            (5)
   REDIS_TIMEOUT                deadline of each Redis command          (0.5)

@@ -53,6 +53,13 @@ struct Config {
   std::size_t upstream_max_idle_per_host = 64;
   std::string upstream_ca_file;  // extra CA bundle (tests, private CAs); system store always used
 
+  // Failover: a route that failed this many times within the window is skipped for the cooldown.
+  int route_cooldown_failures = 3;
+  Seconds route_cooldown_window{30};
+  Seconds route_cooldown{30};
+  // How long the gateway remembers where a Responses API object was created.
+  Seconds responses_ttl{30 * 24 * 3600};
+
   // Dependencies
   std::size_t db_pool_size = 4;
   Seconds db_timeout{5};

@@ -2,36 +2,89 @@
 // Value types shared by storage, cache and the gateway. Plain data, no behaviour.
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace core {
+
+// Extra headers sent with every request to a provider, in order: (name, value).
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
 struct Provider {
   std::string id;  // uuid
   std::string name;
-  std::string kind;             // openai | openrouter | dashscope | ark
-  std::string base_url;         // no trailing slash
+  std::string kind;             // see providers/registry.cpp
+  std::string base_url;         // no trailing slash; may contain {model} (Azure deployments)
   std::string api_key_enc;      // base64(nonce || ciphertext || tag); empty when no key
   std::string api_key_preview;  // e.g. "sk-p...wxyz"; empty when no key
+  std::string extra_headers_enc;  // sealed JSON of a HeaderList; empty when none
+  std::vector<std::string> extra_header_names;  // for display; values are never shown
+  std::optional<std::string> api_version;  // Azure: sent as ?api-version=
   bool is_active = true;
   std::string created_at;  // RFC 3339 UTC
   std::string updated_at;
 };
 
 struct NewProvider {
-  std::string name, kind, base_url, api_key_enc, api_key_preview;
+  std::string name, kind, base_url, api_key_enc, api_key_preview, extra_headers_enc;
+  std::vector<std::string> extra_header_names;
+  std::optional<std::string> api_version;
 };
 
 struct ProviderPatch {
   std::optional<std::string> name, kind, base_url;
   std::optional<std::string> api_key_enc, api_key_preview;  // both set together
+  std::optional<std::string> extra_headers_enc;             // '' removes them
+  std::optional<std::vector<std::string>> extra_header_names;
+  std::optional<std::optional<std::string>> api_version;  // set to null allowed
   std::optional<bool> is_active;
+};
+
+// What the hot path needs of a provider beyond the route: credentials, decrypted, in process
+// memory only.
+struct ProviderSecrets {
+  std::string api_key;
+  HeaderList extra_headers;
+};
+
+enum class Strategy : unsigned char { priority, round_robin };
+std::string_view to_string(Strategy s) noexcept;
+std::optional<Strategy> parse_strategy(std::string_view s) noexcept;
+
+// One way to serve a model: a provider, the name the provider knows it by, and how to choose.
+struct ModelRoute {
+  std::string id;
+  std::string model_id;
+  std::string provider_id;
+  std::optional<std::string> provider_model_name;  // null -> the model's public name
+  int priority = 0;                                // 0 first
+  int weight = 1;                                  // round_robin share
+  std::string created_at;
+  std::string updated_at;
+};
+
+struct NewRoute {
+  std::string provider_id;
+  std::optional<std::string> provider_model_name;
+  int priority = 0;
+  int weight = 1;
+};
+
+struct RoutePatch {
+  std::optional<std::string> provider_id;
+  std::optional<std::optional<std::string>> provider_model_name;
+  std::optional<int> priority, weight;
 };
 
 struct Model {
   std::string id;
   std::string name;  // public name clients send as "model"
+  // The first route's provider and upstream name (what the single-route API always showed).
   std::string provider_id;
-  std::optional<std::string> provider_model_name;  // null -> same as name
+  std::optional<std::string> provider_model_name;
+  Strategy strategy = Strategy::priority;
+  std::vector<ModelRoute> routes;  // priority, then creation order
   bool is_active = true;
   std::string created_at;
   std::string updated_at;
@@ -40,12 +93,20 @@ struct Model {
 struct NewModel {
   std::string name, provider_id;
   std::optional<std::string> provider_model_name;
+  Strategy strategy = Strategy::priority;
 };
 
 struct ModelPatch {
-  std::optional<std::string> name, provider_id;
+  std::optional<std::string> name, provider_id;  // provider_id / name: the first route's
   std::optional<std::optional<std::string>> provider_model_name;  // set to null allowed
+  std::optional<Strategy> strategy;
   std::optional<bool> is_active;
+};
+
+// Which models a key may use: empty = all; an entry ending in '*' is a prefix.
+struct KeyAccess {
+  std::vector<std::string> allowed_models;
+  std::optional<std::string> default_model;  // used when a request names no model
 };
 
 struct UserKey {
@@ -53,30 +114,50 @@ struct UserKey {
   std::string name;
   std::string key_prefix;  // first chars of the key, for humans to recognise it
   bool is_active = true;
+  KeyAccess access;
   std::string created_at;
   std::string updated_at;
   std::optional<std::string> last_used_at;
 };
 
+struct NewUserKey {
+  std::string name;
+  KeyAccess access;
+};
+
 struct UserKeyPatch {
   std::optional<std::string> name;
   std::optional<bool> is_active;
+  std::optional<std::vector<std::string>> allowed_models;
+  std::optional<std::optional<std::string>> default_model;  // set to null allowed
 };
 
-// What the hot path needs to forward one request for a public model name. No plaintext secret.
-struct Route {
-  std::string model_id;
-  std::string model_name;
+// One candidate route as the hot path sees it. No secret.
+struct RouteTarget {
+  std::string route_id;
   std::string provider_id;
+  std::string provider_name;
   std::string provider_kind;
   std::string base_url;
   std::string upstream_model;  // provider_model_name or the public name
+  std::string api_version;     // empty: none
+  int priority = 0;
+  int weight = 1;
 };
 
-// A user key found by its hash (auth fallback to PostgreSQL).
-struct KeyIdentity {
-  std::string id;
-  std::string name;
+// Where a Responses API object was created: which key may reach it, and the route it lives on.
+struct ResponseHome {
+  std::string key_id;
+  RouteTarget route;
+};
+
+// What a public model name resolves to: its usable routes (active, live providers), in
+// (priority, creation) order.
+struct ModelRoutes {
+  std::string model_id;
+  std::string model_name;
+  Strategy strategy = Strategy::priority;
+  std::vector<RouteTarget> routes;
 };
 
 // What authentication yields and the hot path carries: immutable, shared, cached per worker and
@@ -84,6 +165,7 @@ struct KeyIdentity {
 struct KeyRecord {
   std::string id;
   std::string name;
+  KeyAccess access;
 };
 
 }  // namespace core

@@ -40,6 +40,8 @@ std::string_view to_string(errc e) noexcept {
       return "invalid_api_key";
     case errc::model_not_found:
       return "model_not_found";
+    case errc::model_not_allowed:
+      return "model_not_allowed";
     case errc::conflict:
       return "conflict";
     case errc::request_timeout:

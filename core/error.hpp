@@ -23,6 +23,7 @@ enum class errc {
   missing_api_key,  // 401, no Authorization header
   invalid_api_key,  // 401, unknown / revoked key
   model_not_found,  // 404 on /v1
+  model_not_allowed,  // 403: the key's allowlist excludes the model
   conflict,         // 409 duplicate name, still in use
   request_timeout,  // client too slow to send its request
   not_implemented,  // 501: a transfer coding we do not support

@@ -5,13 +5,14 @@
 namespace core {
 
 bool forward_to_upstream(std::string_view n) noexcept {
-  return iequals(n, "openai-organization") || iequals(n, "openai-project") || iequals(n, "openai-beta");
+  return iequals(n, "openai-organization") || iequals(n, "openai-project") || iequals(n, "openai-beta") ||
+         iequals(n, "anthropic-beta");
 }
 
 bool forward_to_client(std::string_view n) noexcept {
   return iequals(n, "content-type") || iequals(n, "openai-processing-ms") || iequals(n, "openai-version") ||
          iequals(n, "openai-organization") || iequals(n, "retry-after") || iequals(n, "retry-after-ms") ||
-         istarts_with(n, "x-ratelimit-");
+         istarts_with(n, "x-ratelimit-") || istarts_with(n, "anthropic-ratelimit-") || iequals(n, "request-id");
 }
 
 }  // namespace core

@@ -5,7 +5,8 @@
 
 namespace core {
 
-// Client -> upstream (besides Content-Type / Accept / X-Request-Id, which the gateway sets itself:
+// Client -> upstream (besides Content-Type / Accept / X-Request-Id / anthropic-version, which the
+// gateway sets itself:
 // the request id sent upstream is always the one the gateway logs and answers with).
 bool forward_to_upstream(std::string_view name) noexcept;
 // Upstream -> client.

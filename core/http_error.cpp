@@ -30,6 +30,8 @@ HttpError to_http(errc e) noexcept {
       return {401, "invalid_request_error", code, "Incorrect API key provided."};
     case errc::model_not_found:
       return {404, "invalid_request_error", code, "The model does not exist."};
+    case errc::model_not_allowed:
+      return {403, "invalid_request_error", code, "This key may not use that model."};
     case errc::conflict:
       return {409, "invalid_request_error", code, "The resource conflicts with an existing one."};
     case errc::request_timeout:

@@ -288,16 +288,18 @@ Result<InferenceRequest> inspect_inference_body(std::string_view body) {
     return Error{errc::invalid_json, "We could not parse the JSON body of your request."};
   InspectHandler& h = parser.handler();
   if (!h.top_is_object) return Error{errc::invalid_request, "The request body must be a JSON object."};
-  if (!h.saw_model) return model_error("You must provide a model parameter.");
+  InferenceRequest r;
+  r.stream = h.stream;
+  r.object_begin = body.find('{');
+  if (!h.saw_model) return r;
   if (!h.model_is_string || h.duplicate_model) return model_error("'model' must be a single string.");
   if (h.model_too_long)
     return model_error("'model' must be at most " + std::to_string(kMaxModelName) + " bytes.");
   if (h.model.empty()) return model_error("You must provide a model parameter.");
   if (!valid_model_name(h.model)) return model_error("'model' must not contain control characters.");
 
-  InferenceRequest r;
+  r.has_model = true;
   r.model = std::move(h.model);
-  r.stream = h.stream;
   if (!locate_model(body, r.model_begin, r.model_end))
     return Error{errc::internal, "model value not located"};  // cannot happen after the SAX pass
   return r;
@@ -311,6 +313,16 @@ std::string rewrite_model(std::string_view body, const InferenceRequest& info,
                           std::string_view upstream_model) {
   const std::string quoted = json_quote(upstream_model);
   std::string out;
+  if (!info.has_model) {
+    const std::size_t after = info.object_begin + 1;
+    const auto next = body.find_first_not_of(" \t\r\n", after);
+    const bool empty_object = next != std::string_view::npos && body[next] == '}';
+    out.reserve(body.size() + quoted.size() + 10);
+    out.append(body.substr(0, after)).append("\"model\":").append(quoted);
+    if (!empty_object) out.push_back(',');
+    out.append(body.substr(after));
+    return out;
+  }
   out.reserve(body.size() - (info.model_end - info.model_begin) + quoted.size());
   out.append(body.substr(0, info.model_begin));
   out.append(quoted);

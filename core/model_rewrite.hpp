@@ -16,19 +16,22 @@ namespace core {
 inline constexpr std::size_t kMaxModelName = 256;  // bytes
 
 struct InferenceRequest {
-  std::string model;    // decoded value of the top-level "model"
-  bool stream = false;  // top-level "stream": true
-  // Byte range of the model value (with its quotes) in the body.
+  bool has_model = false;  // false: the body names no model (a key's default_model may apply)
+  std::string model;       // decoded value of the top-level "model"
+  bool stream = false;     // top-level "stream": true
+  // Byte range of the model value (with its quotes) in the body, when has_model.
   std::size_t model_begin = std::string::npos;
   std::size_t model_end = std::string::npos;
+  std::size_t object_begin = 0;  // the top-level '{'
 };
 
 // invalid_json for malformed JSON; invalid_request (param "model") when the body is not an
-// object, or has no model, or it is not a single string, is empty, longer than kMaxModelName bytes
-// or contains control characters. A too-long model is refused before it is copied anywhere.
+// object, or its model is not a single string, is empty, longer than kMaxModelName bytes or
+// contains control characters. A too-long model is refused before it is copied anywhere.
 Result<InferenceRequest> inspect_inference_body(std::string_view body);
 
-// The body with the top-level model replaced by upstream_model (JSON-escaped).
+// The body with the top-level model replaced by upstream_model (JSON-escaped); when the body had
+// no model, `"model":...` is inserted as its first member.
 std::string rewrite_model(std::string_view body, const InferenceRequest& info,
                           std::string_view upstream_model);
 

@@ -20,10 +20,12 @@ Result<UpstreamTarget> parse_upstream_target(std::string_view base_url) {
   return t;
 }
 
-std::string upstream_request_target(const UpstreamTarget& t, std::string_view suffix) {
+std::string upstream_request_target(const UpstreamTarget& t, std::string_view suffix, std::string_view api_version) {
   std::string s;
-  s.reserve(t.base_path.size() + suffix.size());
+  s.reserve(t.base_path.size() + suffix.size() + (api_version.empty() ? 0 : 13 + api_version.size()));
   s.append(t.base_path).append(suffix);
+  if (!api_version.empty())
+    s.append(suffix.find('?') == std::string_view::npos ? "?" : "&").append("api-version=").append(api_version);
   return s;
 }
 

@@ -18,7 +18,9 @@ struct UpstreamTarget {
 
 Result<UpstreamTarget> parse_upstream_target(std::string_view base_url);
 
-// base_path + suffix (suffix starts with '/', may carry a query).
-std::string upstream_request_target(const UpstreamTarget& t, std::string_view suffix);
+// base_path + suffix (suffix starts with '/', may carry a query), plus api-version=<v> in the query
+// when api_version is set (Azure).
+std::string upstream_request_target(const UpstreamTarget& t, std::string_view suffix,
+                                    std::string_view api_version = {});
 
 }  // namespace core

@@ -61,14 +61,21 @@ void note_cache_failure(const core::Status& s, std::string_view what) {
 net::awaitable<Response> admin_create_provider(App& app, Exchange& ex) {
   TRY_OR_RESPOND(in, core::parse_provider_create(ex.req.body()));
   TRY_OR_RESPOND(kind_ok, check_kind(in->kind));
-  core::NewProvider p{in->name,
-                      in->kind,
-                      in->base_url.value_or(std::string(providers::find_kind(in->kind)->default_base_url)),
-                      {},
-                      {}};
+  const auto default_url = providers::find_kind(in->kind)->default_base_url;
+  if (!in->base_url && default_url.empty())
+    co_return ex.fail({errc::invalid_request, "Kind '" + in->kind + "' needs a 'base_url'.", "base_url"});
+  core::NewProvider p;
+  p.name = in->name;
+  p.kind = in->kind;
+  p.base_url = in->base_url.value_or(std::string(default_url));
+  p.api_version = in->api_version;
   if (in->api_key) {
     p.api_key_enc = core::seal(app.cfg.encryption_key, *in->api_key);
     p.api_key_preview = core::mask_secret(*in->api_key);
+  }
+  if (in->extra_headers && !in->extra_headers->empty()) {
+    p.extra_headers_enc = core::seal(app.cfg.encryption_key, core::encode_headers(*in->extra_headers));
+    for (const auto& h : *in->extra_headers) p.extra_header_names.push_back(h.first);
   }
   auto created = co_await app.providers.create(std::move(p));
   co_return reply(ex, created, 201, [](auto& v) { return core::to_json(v); });
@@ -91,10 +98,22 @@ net::awaitable<Response> admin_update_provider(App& app, Exchange& ex) {
   if (in->kind) {
     TRY_OR_RESPOND(kind_ok, check_kind(*in->kind));
   }
-  core::ProviderPatch patch{in->name, in->kind, in->base_url, {}, {}, in->is_active};
+  core::ProviderPatch patch;
+  patch.name = in->name;
+  patch.kind = in->kind;
+  patch.base_url = in->base_url;
+  patch.is_active = in->is_active;
+  patch.api_version = in->api_version;
   if (in->api_key) {
     patch.api_key_enc = core::seal(app.cfg.encryption_key, *in->api_key);
     patch.api_key_preview = core::mask_secret(*in->api_key);
+  }
+  if (in->extra_headers) {  // replaces the whole set; {} or null removes them
+    std::vector<std::string> names;
+    for (const auto& h : *in->extra_headers) names.push_back(h.first);
+    patch.extra_headers_enc =
+        in->extra_headers->empty() ? std::string() : core::seal(app.cfg.encryption_key, core::encode_headers(*in->extra_headers));
+    patch.extra_header_names = std::move(names);
   }
   auto updated = co_await app.providers.update(*id, std::move(patch));
   if (updated) {
@@ -120,7 +139,8 @@ net::awaitable<Response> admin_delete_provider(App& app, Exchange& ex) {
 net::awaitable<Response> admin_create_model(App& app, Exchange& ex) {
   TRY_OR_RESPOND(in, core::parse_model_create(ex.req.body()));
   // Named first: GCC 12 frees a braced temporary inside a co_await expression twice.
-  core::NewModel model{std::move(in->name), std::move(in->provider_id), std::move(in->provider_model_name)};
+  core::NewModel model{std::move(in->name), std::move(in->provider_id), std::move(in->provider_model_name),
+                       in->strategy};
   auto created = co_await app.models.create(std::move(model));
   if (created) co_await app.refresh_routes();
   co_return reply(ex, created, 201, [](auto& v) { return core::to_json(v); });
@@ -158,7 +178,7 @@ net::awaitable<Response> admin_create_key(App& app, Exchange& ex) {
   TRY_OR_RESPOND(in, core::parse_key_create(ex.req.body()));
   const std::string key = core::generate_user_key();
   const std::string hash = core::sha256_hex(key);
-  auto created = co_await app.keys.create(in->name, hash, core::key_prefix(key));
+  auto created = co_await app.keys.create(std::move(*in), hash, core::key_prefix(key));
   if (created) co_await app.key_changed(hash);
   co_return reply(ex, created, 201,
                   [&](auto& v) { return core::to_json_with_secret(v, key); });
@@ -201,6 +221,59 @@ net::awaitable<Response> admin_delete_key(App& app, Exchange& ex) {
   auto revoked = co_await app.keys.revoke(*id);
   if (revoked) co_await app.key_changed(*revoked);
   co_return no_content(ex, revoked ? core::ok() : core::Status(revoked.error()));
+}
+
+}  // namespace gw
+
+namespace gw {
+
+// ---- routes of a model ----
+
+namespace {
+
+Response model_reply(const Exchange& ex, const core::Result<core::Model>& m, unsigned ok) {
+  return reply(ex, m, ok, [](auto& v) { return core::to_json(v); });
+}
+
+core::Result<std::string> route_id_param(const Exchange& ex) {
+  std::string id(ex.params.get("route_id"));
+  if (!core::is_uuid(id)) return core::Error{errc::invalid_request, "The route id must be a UUID.", "route_id"};
+  return id;
+}
+
+}  // namespace
+
+net::awaitable<Response> admin_list_routes(App& app, Exchange& ex) {
+  TRY_OR_RESPOND(id, id_param(ex));
+  auto m = co_await app.models.get(*id);
+  if (!m) co_return ex.fail(m.error());
+  core::Model only_routes = std::move(*m);
+  co_return json_response(200, core::routes_json(only_routes.routes));
+}
+
+net::awaitable<Response> admin_create_route(App& app, Exchange& ex) {
+  TRY_OR_RESPOND(id, id_param(ex));
+  TRY_OR_RESPOND(in, core::parse_route_create(ex.req.body()));
+  auto updated = co_await app.models.add_route(*id, std::move(*in));
+  if (updated) co_await app.refresh_routes();
+  co_return model_reply(ex, updated, 201);
+}
+
+net::awaitable<Response> admin_update_route(App& app, Exchange& ex) {
+  TRY_OR_RESPOND(id, id_param(ex));
+  TRY_OR_RESPOND(route_id, route_id_param(ex));
+  TRY_OR_RESPOND(patch, core::parse_route_update(ex.req.body()));
+  auto updated = co_await app.models.update_route(*id, *route_id, std::move(*patch));
+  if (updated) co_await app.refresh_routes();
+  co_return model_reply(ex, updated, 200);
+}
+
+net::awaitable<Response> admin_delete_route(App& app, Exchange& ex) {
+  TRY_OR_RESPOND(id, id_param(ex));
+  TRY_OR_RESPOND(route_id, route_id_param(ex));
+  auto updated = co_await app.models.remove_route(*id, *route_id);
+  if (updated) co_await app.refresh_routes();
+  co_return model_reply(ex, updated, 200);
 }
 
 }  // namespace gw

@@ -5,6 +5,7 @@
 #include "cache/redis_client.hpp"
 #include "cache/stores.hpp"
 #include "core/config.hpp"
+#include "core/routing.hpp"
 #include "gateway/body_budget.hpp"
 #include "gateway/deadlines.hpp"
 #include "gateway/http.hpp"
@@ -46,7 +47,10 @@ struct App {
         redis(r),
         stores(std::move(r), s.cfg.redis_prefix),
         deadlines(io.get_executor()),
-        upstream(s.cfg, s.tls, deadlines) {}
+        upstream(s.cfg, s.tls, deadlines),
+        health(core::CooldownPolicy{.failures = s.cfg.route_cooldown_failures,
+                                    .window = to_steady(s.cfg.route_cooldown_window),
+                                    .cooldown = to_steady(s.cfg.route_cooldown)}) {}
 
   Shared& shared;
   const core::Config& cfg;
@@ -61,6 +65,8 @@ struct App {
   LocalCaches local;
   Deadlines deadlines;
   UpstreamPool upstream;
+  core::RouteHealth health;  // failover cooldowns, as this worker sees them
+  core::RoundRobin rr;
   SessionList sessions;
   bool draining = false;
 

@@ -8,6 +8,7 @@
 #include "gateway/session_list.hpp"
 
 #include <string>
+#include <vector>
 
 namespace gw {
 
@@ -33,6 +34,16 @@ struct Exchange {
   std::string model;
   std::string upstream_request_id;
   std::string error;  // what went wrong, when something did (never a secret)
+  std::string provider;        // the provider that answered
+  std::string upstream_model;  // the name it was asked for
+  struct Attempt {
+    std::string provider;
+    unsigned status = 0;  // 0: no response (connect / timeout / protocol)
+    double ms = 0;
+    std::string error;
+  };
+  std::vector<Attempt> attempts;
+  const core::RouteTarget* served = nullptr;  // the route that answered (valid during the handler)
 
   Response fail(const core::Error& e) const { return error_response(flavor, e); }
 };

@@ -30,8 +30,16 @@ net::awaitable<Response> admin_update_key(App&, Exchange&);
 net::awaitable<Response> admin_rotate_key(App&, Exchange&);
 net::awaitable<Response> admin_delete_key(App&, Exchange&);
 
+// admin_handlers.cpp: routes of a model
+net::awaitable<Response> admin_list_routes(App&, Exchange&);
+net::awaitable<Response> admin_create_route(App&, Exchange&);
+net::awaitable<Response> admin_update_route(App&, Exchange&);
+net::awaitable<Response> admin_delete_route(App&, Exchange&);
+
 // proxy_handler.cpp
 net::awaitable<Response> v1_proxy(App&, Exchange&);
+net::awaitable<Response> v1_response_by_id(App&, Exchange&);
+net::awaitable<Response> v1_messages(App&, Exchange&);
 net::awaitable<Response> v1_list_models(App&, Exchange&);
 net::awaitable<Response> v1_get_model(App&, Exchange&);
 

@@ -11,31 +11,35 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace gw {
 
 // A route with what the relay derives from it, computed once per cache fill, not per request.
-struct RouteEntry {
-  core::Route route;
+struct TargetEntry {
+  core::RouteTarget route;
   std::optional<core::UpstreamTarget> target;     // nullopt: base_url unusable
   const providers::ProviderKind* kind = nullptr;  // nullptr: unknown kind
 };
-using RoutePtr = std::shared_ptr<const RouteEntry>;  // nullptr: no such model
 
-inline RoutePtr make_route_entry(core::Route r) {
-  auto e = std::make_shared<RouteEntry>();
-  if (auto t = core::parse_upstream_target(r.base_url)) e->target = std::move(*t);
-  e->kind = providers::find_kind(r.provider_kind);
-  e->route = std::move(r);
-  return e;
-}
+TargetEntry make_target_entry(core::RouteTarget r);
+
+// A model's routes, as core::plan_attempts wants them, and the derived entries, index for index.
+struct ModelEntry {
+  core::ModelRoutes model;
+  std::vector<TargetEntry> targets;
+};
+using ModelPtr = std::shared_ptr<const ModelEntry>;  // nullptr: no such model
+
+ModelPtr make_model_entry(core::ModelRoutes m);
 
 using KeyPtr = std::shared_ptr<const core::KeyRecord>;
+using SecretsPtr = std::shared_ptr<const core::ProviderSecrets>;
 
 struct LocalCaches {
-  // model name -> route (nullptr = known not to exist, cached briefly against floods). Names are at
-  // most core::kMaxModelName bytes, so the bound is in bytes too.
-  core::BoundedCache<RoutePtr> routes{10000, std::chrono::seconds(10)};
+  // model name -> routes (nullptr = known not to exist, cached briefly against floods). Names are
+  // at most core::kMaxModelName bytes, so the bound is in bytes too.
+  core::BoundedCache<ModelPtr> routes{10000, std::chrono::seconds(10)};
   // key hash -> record. Saves the Redis round trip on the hot path. The TTL bounds how long a
   // revocation can take on a replica that missed the invalidation message (the promise is 1 s).
   core::BoundedCache<KeyPtr> good_keys{10000, std::chrono::milliseconds(900)};
@@ -43,8 +47,8 @@ struct LocalCaches {
   core::BoundedCache<bool> bad_keys{10000, std::chrono::seconds(1)};
   // key hash -> last_used_at was written recently: at most one write per key per minute per worker
   core::BoundedCache<bool> touched_keys{10000, std::chrono::seconds(60)};
-  // provider id -> decrypted API key; process memory only, never Redis or logs
-  core::BoundedCache<std::string> secrets{1000, std::chrono::minutes(10)};
+  // provider id -> decrypted credentials; process memory only, never Redis or logs
+  core::BoundedCache<SecretsPtr> secrets{1000, std::chrono::minutes(10)};
 
   // Message format: see cache/stores.hpp.
   void invalidate(std::string_view message) {

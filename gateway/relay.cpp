@@ -79,6 +79,52 @@ bool nothing_buffered(TlsStream& s) {
   return SSL_pending(s.native_handle()) == 0;
 }
 
+// Reads a declined response's body whole (it is small: an error) so the response can be replayed
+// to the client later. nullopt when it is larger than `limit` or does not arrive in time.
+template <class Stream>
+net::awaitable<std::optional<CapturedResponse>> capture(Stream& up, UpstreamConn& conn, ReadBuffer& in,
+                                                        const h1::ResponseHead& head, std::size_t head_size,
+                                                        std::size_t limit, const core::Config& cfg,
+                                                        bool& reusable) {
+  CapturedResponse cap;
+  cap.status = head.status;
+  cap.reason = head.reason;
+  for (const auto& f : head.fields)
+    if (core::forward_to_client(f.name)) cap.headers.emplace_back(f.name, f.value);
+  const bool keep_alive = head.keep_alive;
+  h1::BodyDecoder body(kUpstreamChunks);
+  body.reset(head.framing, head.content_length);
+  in.consume(head_size);  // `head` is not used past this line
+  conn.deadline.expires_after(std::min(to_steady(cfg.upstream_idle_timeout), to_steady(std::chrono::seconds(10))));
+  bool eof = false;
+  for (;;) {
+    while (!in.empty() && !body.done() && !body.failed()) {
+      const auto step = body.next(in.data());
+      if (cap.body.size() + step.data.size() > limit) co_return std::nullopt;
+      cap.body.append(step.data);
+      in.consume(step.consumed);
+    }
+    if (body.failed()) co_return std::nullopt;
+    if (body.done()) break;
+    if (eof) {
+      body.on_eof();
+      if (!body.done()) co_return std::nullopt;
+      break;
+    }
+    auto [p, cap_bytes] = in.prepare();
+    if (conn.deadline.expired()) co_return std::nullopt;
+    auto [ec, n] = co_await up.async_read_some(net::buffer(p, cap_bytes), use_tuple);
+    if (is_eof(ec)) {
+      eof = true;
+      continue;
+    }
+    if (ec) co_return std::nullopt;
+    in.commit(n);
+  }
+  reusable = keep_alive && !eof && in.empty() && nothing_buffered(up);
+  co_return cap;
+}
+
 template <class Stream>
 net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const UpstreamRequest& rq, RelayClient& client,
                                      const core::Config& cfg, RelayHooks* hooks) {
@@ -92,6 +138,7 @@ net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const Upstr
   }
 
   // 1. Request out, response head in: one deadline (UPSTREAM_FIRST_BYTE_TIMEOUT).
+  const auto sent_at = Clock::now();
   conn.deadline.expires_after(to_steady(cfg.upstream_first_byte_timeout));
   const std::array<net::const_buffer, 2> request_out{net::buffer(rq.head), net::buffer(rq.body.data(), rq.body.size())};
   auto [wec, written] = co_await net::async_write(up, request_out, use_tuple);
@@ -136,29 +183,35 @@ net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const Upstr
     in.consume(scan.size);
   }
   r.error = errc::ok;
-  r.head_at = Clock::now();
+  r.head_latency = Clock::now() - sent_at;
   r.status = head.status;
-  if (const auto id = head.get("x-request-id"); core::valid_request_id(id)) r.upstream_request_id = id;
+  auto upstream_id = head.get("x-request-id");
+  if (upstream_id.empty()) upstream_id = head.get("request-id");  // Anthropic's name
+  if (core::valid_request_id(upstream_id)) r.upstream_request_id = upstream_id;
   if (hooks && !hooks->on_head(head)) {
     r.declined = true;
+    if (const std::size_t limit = hooks->capture_declined(); limit > 0)
+      r.captured = co_await capture(up, conn, in, head, head_size, limit, cfg, r.upstream_reusable);
     co_return r;
   }
 
   // 2. The client's head: status and reason as the upstream sent them, allowed fields, our framing.
   const auto plan =
       h1::plan_relay(head, {.version_minor = client.version_minor, .keep_alive = client.keep_alive});
-  std::array<h1::Field, 4> extra;
-  std::size_t n_extra = 0;
-  extra[n_extra++] = {"X-Request-Id", client.request_id};
-  if (!r.upstream_request_id.empty()) extra[n_extra++] = {"X-Upstream-Request-Id", r.upstream_request_id};
+  std::vector<h1::Field> extra(client.extra.begin(), client.extra.end());
+  extra.push_back({"X-Request-Id", client.request_id});
+  if (!r.upstream_request_id.empty()) extra.push_back({"X-Upstream-Request-Id", r.upstream_request_id});
+  char latency[24];
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(r.head_latency).count();
+  const auto end = std::to_chars(latency, latency + sizeof latency, ms).ptr;
+  extra.push_back({"X-LLM-Latency-Ms", {latency, static_cast<std::size_t>(end - latency)}});
   if (core::istarts_with(head.get("content-type"), "text/event-stream")) {
-    extra[n_extra++] = {"X-Accel-Buffering", "no"};  // nginx must not buffer tokens
-    extra[n_extra++] = {"Cache-Control", "no-cache"};
+    extra.push_back({"X-Accel-Buffering", "no"});  // nginx must not buffer tokens
+    extra.push_back({"Cache-Control", "no-cache"});
   }
   std::string client_head;
   client_head.reserve(512);
-  h1::render_relay_head(head, plan, client.version_minor, &core::forward_to_client, {extra.data(), n_extra},
-                        client_head);
+  h1::render_relay_head(head, plan, client.version_minor, &core::forward_to_client, extra, client_head);
   const bool upstream_keep_alive = head.keep_alive;
   in.consume(head_size);  // `head` points into `in`: not used past this line
 

@@ -10,8 +10,12 @@
 #include "gateway/session_list.hpp"
 #include "gateway/upstream_pool.hpp"
 
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace gw {
 
@@ -30,6 +34,7 @@ struct RelayClient {
   int version_minor = 1;
   bool keep_alive = true;
   std::string_view request_id;
+  std::span<const core::http1::Field> extra;  // more response headers (X-LLM-*)
 };
 
 // Observers and decisions of the proxy handler (failover, usage capture, metrics plug in here).
@@ -39,8 +44,19 @@ class RelayHooks {
   // The final upstream head, before anything reached the client: false declines it (the caller
   // fails over; the client sees nothing of it).
   virtual bool on_head(const core::http1::ResponseHead&) { return true; }
+  // A declined response is read and kept (status, forwarded headers, body) when its body is at
+  // most this long, so it can still be given to the client if no other route does better.
+  virtual std::size_t capture_declined() { return 0; }
   // Each piece of body data, as it is forwarded.
   virtual void on_data(std::string_view) {}
+};
+
+// A declined upstream answer, kept whole.
+struct CapturedResponse {
+  unsigned status = 0;
+  std::string reason;
+  std::vector<std::pair<std::string, std::string>> headers;  // the ones the client may see
+  std::string body;
 };
 
 struct RelayResult {
@@ -54,7 +70,8 @@ struct RelayResult {
   bool client_keep_alive = false;  // the client connection may carry another request
   unsigned status = 0;
   std::string upstream_request_id;  // the provider's id, when it is a well-formed one
-  Clock::time_point head_at{};      // when the final upstream head arrived
+  Clock::duration head_latency{};   // request written -> final upstream head
+  std::optional<CapturedResponse> captured;  // a declined response, when kept
 };
 
 net::awaitable<RelayResult> relay(UpstreamConn& upstream, const UpstreamRequest& request, RelayClient& client,

@@ -31,7 +31,7 @@ Response empty_response(unsigned status) {
 void render_response_head(const Response& res, int version_minor, bool keep_alive, std::string_view request_id,
                           std::string& out) {
   core::http1::HeadWriter w(out);
-  w.status_line(version_minor, res.status, core::http1::reason_phrase(res.status));
+  w.status_line(version_minor, res.status, res.reason ? std::string_view(*res.reason) : core::http1::reason_phrase(res.status));
   if (!res.content_type.empty()) {
     w.field("Content-Type", res.content_type);
     w.field("Cache-Control", "no-store");

@@ -3,6 +3,7 @@
 // the only place that turns a core::Error into HTTP (via core::to_http), in the API's shape.
 #include "core/result.hpp"
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +15,7 @@ enum class Flavor : unsigned char { openai, anthropic };
 
 struct Response {
   unsigned status = 200;
+  std::optional<std::string> reason;  // default: the standard phrase for `status`
   std::string body;
   std::string content_type = "application/json";  // empty: no Content-Type
   std::vector<std::pair<std::string, std::string>> headers;

@@ -11,6 +11,9 @@ core::RouteTable<Endpoint> build_table() {
   const auto open = [&](const char* m, const char* p, Handler h) { t.add(m, p, {h, Access::open}); };
   const auto admin = [&](const char* m, const char* p, Handler h) { t.add(m, p, {h, Access::admin}); };
   const auto user = [&](const char* m, const char* p, Handler h) { t.add(m, p, {h, Access::user}); };
+  const auto anthropic = [&](const char* m, const char* p, Handler h) {
+    t.add(m, p, {h, Access::user, Flavor::anthropic});
+  };
 
   open("GET", "/health/live", &health_live);
   open("GET", "/health/ready", &health_ready);
@@ -32,10 +35,21 @@ core::RouteTable<Endpoint> build_table() {
   admin("PUT", "/admin/keys/{id}", &admin_update_key);
   admin("DELETE", "/admin/keys/{id}", &admin_delete_key);
   admin("POST", "/admin/keys/{id}/rotate", &admin_rotate_key);
+  admin("GET", "/admin/models/{id}/routes", &admin_list_routes);
+  admin("POST", "/admin/models/{id}/routes", &admin_create_route);
+  admin("PUT", "/admin/models/{id}/routes/{route_id}", &admin_update_route);
+  admin("DELETE", "/admin/models/{id}/routes/{route_id}", &admin_delete_route);
 
   user("POST", "/v1/chat/completions", &v1_proxy);
   user("POST", "/v1/completions", &v1_proxy);
   user("POST", "/v1/embeddings", &v1_proxy);
+  user("POST", "/v1/responses", &v1_proxy);
+  user("GET", "/v1/responses/{id}", &v1_response_by_id);
+  user("DELETE", "/v1/responses/{id}", &v1_response_by_id);
+  user("POST", "/v1/responses/{id}/cancel", &v1_response_by_id);
+  user("GET", "/v1/responses/{id}/input_items", &v1_response_by_id);
+  anthropic("POST", "/v1/messages", &v1_messages);
+  anthropic("POST", "/v1/messages/count_tokens", &v1_messages);
   user("GET", "/v1/models", &v1_list_models);
   user("GET", "/v1/models/{model*}", &v1_get_model);
   return t;

@@ -15,10 +15,12 @@ using detail::Statement;
 
 #define KEY_COLUMNS                                                                       \
   "id::text, name, key_prefix, is_active, " LLMGW_SQL_TS("created_at") ", " LLMGW_SQL_TS( \
-      "updated_at") ", " LLMGW_SQL_TS("last_used_at")
+      "updated_at") ", " LLMGW_SQL_TS("last_used_at") ", array_to_json(allowed_models)::text, default_model"
+#define TEXT_ARRAY(n) "ARRAY(SELECT jsonb_array_elements_text(" n "::jsonb))"
 
 constexpr Statement kInsert{"key_insert",
-                            "INSERT INTO user_keys (name, key_hash, key_prefix) VALUES ($1, $2, $3)"
+                            "INSERT INTO user_keys (name, key_hash, key_prefix, allowed_models, default_model)"
+                            " VALUES ($1, $2, $3, " TEXT_ARRAY("$4") ", $5)"
                             " RETURNING " KEY_COLUMNS};
 
 constexpr Statement kList{
@@ -31,6 +33,9 @@ constexpr Statement kUpdate{"key_update",
                             "UPDATE user_keys SET"
                             " name = coalesce($2::text, name),"
                             " is_active = coalesce($3::boolean, is_active),"
+                            " allowed_models = CASE WHEN $4::text IS NULL THEN allowed_models"
+                            "                  ELSE " TEXT_ARRAY("$4") " END,"
+                            " default_model = CASE WHEN $5::boolean THEN $6::text ELSE default_model END,"
                             " updated_at = now()"
                             " WHERE id = $1 AND revoked_at IS NULL"
                             " RETURNING " KEY_COLUMNS ", key_hash"};
@@ -42,7 +47,8 @@ constexpr Statement kRotate{
     " FROM (SELECT id, key_hash FROM user_keys WHERE id = $1 AND revoked_at IS NULL FOR UPDATE) old"
     " WHERE k.id = old.id"
     " RETURNING k.id::text, k.name, k.key_prefix, k.is_active, " LLMGW_SQL_TS("k.created_at") ", "
-    LLMGW_SQL_TS("k.updated_at") ", " LLMGW_SQL_TS("k.last_used_at") ", old.key_hash"};
+    LLMGW_SQL_TS("k.updated_at") ", " LLMGW_SQL_TS("k.last_used_at") ","
+    " array_to_json(k.allowed_models)::text, k.default_model, old.key_hash"};
 
 // Revoking again keeps the first revoked_at / updated_at.
 constexpr Statement kRevoke{"key_revoke",
@@ -52,16 +58,24 @@ constexpr Statement kRevoke{"key_revoke",
                             " WHERE id = $1 RETURNING key_hash"};
 
 constexpr Statement kFindActive{"key_find_active",
-                                "SELECT id::text, name FROM user_keys"
-                                " WHERE key_hash = $1 AND is_active AND revoked_at IS NULL"};
+                                "SELECT id::text, name, array_to_json(allowed_models)::text, default_model"
+                                " FROM user_keys WHERE key_hash = $1 AND is_active AND revoked_at IS NULL"};
 
-constexpr Statement kActiveRecords{
-    "key_active_records", "SELECT key_hash, id::text, name FROM user_keys WHERE is_active AND revoked_at IS NULL"};
+constexpr Statement kActiveRecords{"key_active_records",
+                                   "SELECT key_hash, id::text, name, array_to_json(allowed_models)::text, default_model"
+                                   " FROM user_keys WHERE is_active AND revoked_at IS NULL"};
 
 // By hash: the hot path knows a key only by its hash (the Redis set holds nothing else).
 constexpr Statement kTouch{"key_touch", "UPDATE user_keys SET last_used_at = now() WHERE key_hash = $1"};
 
 #undef KEY_COLUMNS
+#undef TEXT_ARRAY
+
+// id, name, allowed_models (JSON), default_model starting at column `at`.
+core::KeyRecord record_from(const pqxx::row& r, int at) {
+  return core::KeyRecord{r[at].as<std::string>(), r[at + 1].as<std::string>(),
+                         core::KeyAccess{detail::text_array(r[at + 2]), detail::optional_text(r[at + 3])}};
+}
 
 UserKey key_from(const pqxx::row& r) {
   UserKey k;
@@ -72,6 +86,8 @@ UserKey key_from(const pqxx::row& r) {
   k.created_at = r[4].as<std::string>();
   k.updated_at = r[5].as<std::string>();
   k.last_used_at = detail::optional_text(r[6]);
+  k.access.allowed_models = detail::text_array(r[7]);
+  k.access.default_model = detail::optional_text(r[8]);
   return k;
 }
 
@@ -79,12 +95,13 @@ using KeyAndHash = std::pair<UserKey, std::string>;
 
 }  // namespace
 
-boost::asio::awaitable<Result<UserKey>> KeyRepo::create(std::string name, std::string key_hash,
+boost::asio::awaitable<Result<UserKey>> KeyRepo::create(core::NewUserKey key, std::string key_hash,
                                                         std::string key_prefix) {
-  auto insert = [name = std::move(name), hash = std::move(key_hash),
+  auto insert = [k = std::move(key), hash = std::move(key_hash),
                  prefix = std::move(key_prefix)](pqxx::connection& c) -> Result<UserKey> {
     pqxx::nontransaction tx(c);
-    return key_from(exec(tx, kInsert, name, hash, prefix)[0]);
+    return key_from(exec(tx, kInsert, k.name, hash, prefix, detail::json_array(k.access.allowed_models),
+                         k.access.default_model)[0]);
   };
   auto result = co_await db_.run<UserKey>(std::move(insert));
   co_return detail::explain_conflict(std::move(result), "this key already exists", "");
@@ -115,9 +132,13 @@ boost::asio::awaitable<Result<UserKey>> KeyRepo::get(std::string id) {
 boost::asio::awaitable<Result<KeyAndHash>> KeyRepo::update(std::string id, core::UserKeyPatch patch) {
   auto change = [id = std::move(id), p = std::move(patch)](pqxx::connection& c) -> Result<KeyAndHash> {
     pqxx::nontransaction tx(c);
-    const auto rows = exec(tx, kUpdate, id, p.name, p.is_active);
+    const std::optional<std::string> allowed =
+        p.allowed_models ? std::optional<std::string>(detail::json_array(*p.allowed_models)) : std::nullopt;
+    const bool set_default = p.default_model.has_value();
+    const std::optional<std::string> default_model = set_default ? *p.default_model : std::nullopt;
+    const auto rows = exec(tx, kUpdate, id, p.name, p.is_active, allowed, set_default, default_model);
     if (rows.empty()) return core::errc::not_found;
-    return KeyAndHash{key_from(rows[0]), rows[0][7].as<std::string>()};
+    return KeyAndHash{key_from(rows[0]), rows[0][9].as<std::string>()};
   };
   co_return co_await db_.run<KeyAndHash>(std::move(change));
 }
@@ -129,7 +150,7 @@ boost::asio::awaitable<Result<KeyAndHash>> KeyRepo::rotate(std::string id, std::
     pqxx::nontransaction tx(c);
     const auto rows = exec(tx, kRotate, id, hash, prefix);
     if (rows.empty()) return core::errc::not_found;
-    return KeyAndHash{key_from(rows[0]), rows[0][7].as<std::string>()};
+    return KeyAndHash{key_from(rows[0]), rows[0][9].as<std::string>()};
   };
   auto result = co_await db_.run<KeyAndHash>(std::move(change));
   co_return detail::explain_conflict(std::move(result), "this key already exists", "");
@@ -145,13 +166,13 @@ boost::asio::awaitable<Result<std::string>> KeyRepo::revoke(std::string id) {
   co_return co_await db_.run<std::string>(std::move(change));
 }
 
-boost::asio::awaitable<Result<std::optional<core::KeyIdentity>>> KeyRepo::find_active(std::string key_hash) {
-  using Found = std::optional<core::KeyIdentity>;
+boost::asio::awaitable<Result<std::optional<core::KeyRecord>>> KeyRepo::find_active(std::string key_hash) {
+  using Found = std::optional<core::KeyRecord>;
   auto select = [hash = std::move(key_hash)](pqxx::connection& c) -> Result<Found> {
     pqxx::nontransaction tx(c);
     const auto rows = exec(tx, kFindActive, hash);
     if (rows.empty()) return Found{};
-    return Found{core::KeyIdentity{rows[0][0].as<std::string>(), rows[0][1].as<std::string>()}};
+    return Found{record_from(rows[0], 0)};
   };
   co_return co_await db_.read<Found>(std::move(select));
 }
@@ -163,7 +184,7 @@ boost::asio::awaitable<Result<std::vector<KeyRepo::HashAndRecord>>> KeyRepo::act
     std::vector<HashAndRecord> out;
     out.reserve(rows.size());
     for (const auto& row : rows)
-      out.emplace_back(row[0].as<std::string>(), core::KeyRecord{row[1].as<std::string>(), row[2].as<std::string>()});
+      out.emplace_back(row[0].as<std::string>(), record_from(row, 1));
     return out;
   };
   co_return co_await db_.read<std::vector<HashAndRecord>>(std::move(select));

@@ -21,7 +21,7 @@ class KeyRepo {
   explicit KeyRepo(Db& db) : db_(db) {}
 
   // key_hash: 64 hex chars (SHA-256). A hash already stored -> conflict.
-  boost::asio::awaitable<core::Result<core::UserKey>> create(std::string name, std::string key_hash,
+  boost::asio::awaitable<core::Result<core::UserKey>> create(core::NewUserKey key, std::string key_hash,
                                                              std::string key_prefix);
   boost::asio::awaitable<core::Result<std::vector<core::UserKey>>> list();  // by created_at
   boost::asio::awaitable<core::Result<core::UserKey>> get(std::string id);
@@ -35,7 +35,7 @@ class KeyRepo {
   // is_active = false, revoked_at = now() (kept from the first call). Returns the hash.
   boost::asio::awaitable<core::Result<std::string>> revoke(std::string id);
   // The active, unrevoked key with this hash, if any (auth fallback when the cache misses).
-  boost::asio::awaitable<core::Result<std::optional<core::KeyIdentity>>> find_active(std::string key_hash);
+  boost::asio::awaitable<core::Result<std::optional<core::KeyRecord>>> find_active(std::string key_hash);
   // Every active, unrevoked key as (hash, record), to warm the auth cache.
   using HashAndRecord = std::pair<std::string, core::KeyRecord>;
   boost::asio::awaitable<core::Result<std::vector<HashAndRecord>>> active_records();

@@ -15,14 +15,17 @@ using core::Result;
 using detail::exec;
 using detail::Statement;
 
-#define PROVIDER_COLUMNS                                                                       \
-  "id::text, name, kind, base_url, coalesce(api_key_enc, ''), coalesce(api_key_preview, ''), " \
-  "is_active, " LLMGW_SQL_TS("created_at") ", " LLMGW_SQL_TS("updated_at")
+#define PROVIDER_COLUMNS                                                                          \
+  "id::text, name, kind, base_url, coalesce(api_key_enc, ''), coalesce(api_key_preview, ''), "    \
+  "is_active, " LLMGW_SQL_TS("created_at") ", " LLMGW_SQL_TS("updated_at") ","                    \
+  " coalesce(extra_headers_enc, ''), array_to_json(extra_header_names)::text, api_version"
+#define TEXT_ARRAY(n) "ARRAY(SELECT jsonb_array_elements_text(" n "::jsonb))"
 
 constexpr Statement kInsert{"provider_insert",
-                            "INSERT INTO providers (name, kind, base_url, api_key_enc, api_key_preview)"
-                            " VALUES ($1, $2, $3, nullif($4, ''), nullif($5, ''))"
-                            " RETURNING " PROVIDER_COLUMNS};
+                            "INSERT INTO providers (name, kind, base_url, api_key_enc, api_key_preview,"
+                            " extra_headers_enc, extra_header_names, api_version)"
+                            " VALUES ($1, $2, $3, nullif($4, ''), nullif($5, ''), nullif($6, ''), " TEXT_ARRAY("$7")
+                            ", $8) RETURNING " PROVIDER_COLUMNS};
 
 constexpr Statement kList{"provider_list",
                           "SELECT " PROVIDER_COLUMNS
@@ -41,6 +44,9 @@ constexpr Statement kUpdate{
     " api_key_enc = CASE WHEN $5::text IS NULL THEN api_key_enc ELSE nullif($5::text, '') END,"
     " api_key_preview = CASE WHEN $6::text IS NULL THEN api_key_preview ELSE nullif($6::text, '') END,"
     " is_active = coalesce($7::boolean, is_active),"
+    " extra_headers_enc = CASE WHEN $8::text IS NULL THEN extra_headers_enc ELSE nullif($8::text, '') END,"
+    " extra_header_names = CASE WHEN $9::text IS NULL THEN extra_header_names ELSE " TEXT_ARRAY("$9") " END,"
+    " api_version = CASE WHEN $10::boolean THEN $11::text ELSE api_version END,"
     " updated_at = now()"
     " WHERE id = $1 AND deleted_at IS NULL"
     " RETURNING " PROVIDER_COLUMNS};
@@ -50,23 +56,38 @@ constexpr Statement kUpdate{
 constexpr Statement kLockLive{"provider_lock_live",
                               "SELECT 1 FROM providers WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"};
 
+// Live models with a live route on this provider, and whether they have a route on another one.
 constexpr Statement kLiveModels{
     "provider_live_models",
-    "SELECT name FROM models WHERE provider_id = $1 AND deleted_at IS NULL ORDER BY name FOR UPDATE"};
+    "SELECT m.id::text, m.name, EXISTS (SELECT 1 FROM model_routes o JOIN providers op ON op.id = o.provider_id"
+    "   WHERE o.model_id = m.id AND o.deleted_at IS NULL AND o.provider_id <> $1 AND op.deleted_at IS NULL)"
+    " FROM models m WHERE m.deleted_at IS NULL AND EXISTS (SELECT 1 FROM model_routes r"
+    "   WHERE r.model_id = m.id AND r.provider_id = $1 AND r.deleted_at IS NULL)"
+    " ORDER BY m.name FOR UPDATE OF m"};
 
-constexpr Statement kDeactivateModels{"provider_deactivate_models",
-                                      "UPDATE models SET is_active = false, updated_at = now()"
-                                      " WHERE provider_id = $1 AND deleted_at IS NULL AND is_active"};
+// A model that keeps another route loses this provider's routes; one that would have none left
+// keeps its route but is deactivated (it can be given a new route and reactivated).
+constexpr Statement kDropRoutes{"provider_drop_routes",
+                                "UPDATE model_routes SET deleted_at = now(), updated_at = now()"
+                                " WHERE model_id = $1 AND provider_id = $2 AND deleted_at IS NULL"};
+constexpr Statement kMirror{"provider_mirror_first_route",
+                            "UPDATE models m SET provider_id = r.provider_id, provider_model_name = r.provider_model_name"
+                            " FROM (SELECT provider_id, provider_model_name FROM model_routes"
+                            "       WHERE model_id = $1 AND deleted_at IS NULL ORDER BY priority, created_at, id"
+                            "       LIMIT 1) r WHERE m.id = $1"};
+constexpr Statement kDeactivateModel{"provider_deactivate_model",
+                                     "UPDATE models SET is_active = false, updated_at = now() WHERE id = $1"};
 
 constexpr Statement kSoftDelete{
     "provider_soft_delete",
     "UPDATE providers SET deleted_at = now(), is_active = false, updated_at = now() WHERE id = $1"};
 
 constexpr Statement kSecret{"provider_secret",
-                            "SELECT coalesce(api_key_enc, '') FROM providers"
+                            "SELECT coalesce(api_key_enc, ''), coalesce(extra_headers_enc, '') FROM providers"
                             " WHERE id = $1 AND deleted_at IS NULL AND is_active"};
 
 #undef PROVIDER_COLUMNS
+#undef TEXT_ARRAY
 
 Provider provider_from(const pqxx::row& r) {
   Provider p;
@@ -79,6 +100,9 @@ Provider provider_from(const pqxx::row& r) {
   p.is_active = r[6].as<bool>();
   p.created_at = r[7].as<std::string>();
   p.updated_at = r[8].as<std::string>();
+  p.extra_headers_enc = r[9].as<std::string>();
+  p.extra_header_names = detail::text_array(r[10]);
+  p.api_version = detail::optional_text(r[11]);
   return p;
 }
 
@@ -92,7 +116,8 @@ boost::asio::awaitable<Result<Provider>> ProviderRepo::create(core::NewProvider 
   const std::string name = provider.name;
   auto insert = [p = std::move(provider)](pqxx::connection& c) -> Result<Provider> {
     pqxx::nontransaction tx(c);
-    const auto rows = exec(tx, kInsert, p.name, p.kind, p.base_url, p.api_key_enc, p.api_key_preview);
+    const auto rows = exec(tx, kInsert, p.name, p.kind, p.base_url, p.api_key_enc, p.api_key_preview,
+                           p.extra_headers_enc, detail::json_array(p.extra_header_names), p.api_version);
     return provider_from(rows[0]);
   };
   auto result = co_await db_.run<Provider>(std::move(insert));
@@ -125,8 +150,12 @@ boost::asio::awaitable<Result<Provider>> ProviderRepo::update(std::string id, co
   const std::string name = patch.name.value_or("");
   auto change = [id = std::move(id), p = std::move(patch)](pqxx::connection& c) -> Result<Provider> {
     pqxx::nontransaction tx(c);
-    const auto rows =
-        exec(tx, kUpdate, id, p.name, p.kind, p.base_url, p.api_key_enc, p.api_key_preview, p.is_active);
+    const std::optional<std::string> names =
+        p.extra_header_names ? std::optional<std::string>(detail::json_array(*p.extra_header_names)) : std::nullopt;
+    const bool set_version = p.api_version.has_value();
+    const std::optional<std::string> version = set_version ? *p.api_version : std::nullopt;
+    const auto rows = exec(tx, kUpdate, id, p.name, p.kind, p.base_url, p.api_key_enc, p.api_key_preview,
+                           p.is_active, p.extra_headers_enc, names, set_version, version);
     if (rows.empty()) return core::errc::not_found;
     return provider_from(rows[0]);
   };
@@ -139,13 +168,22 @@ boost::asio::awaitable<Result<std::vector<std::string>>> ProviderRepo::remove(st
     pqxx::work tx(c);
     if (exec(tx, kLockLive, id).empty()) return core::errc::not_found;
     std::vector<std::string> models;
-    for (const auto& row : exec(tx, kLiveModels, id)) models.push_back(row[0].as<std::string>());
+    const auto using_it = exec(tx, kLiveModels, id);
+    for (const auto& row : using_it) models.push_back(row[1].as<std::string>());
     if (!models.empty()) {
       if (!force) {
         return core::Error{core::errc::conflict,
                            fmt::format("provider is used by {} model(s)", models.size())};
       }
-      exec(tx, kDeactivateModels, id);
+      for (const auto& row : using_it) {
+        const auto model_id = row[0].as<std::string>();
+        if (row[2].as<bool>()) {
+          exec(tx, kDropRoutes, model_id, id);
+          exec(tx, kMirror, model_id);
+        } else {
+          exec(tx, kDeactivateModel, model_id);
+        }
+      }
     }
     exec(tx, kSoftDelete, id);
     tx.commit();
@@ -154,14 +192,14 @@ boost::asio::awaitable<Result<std::vector<std::string>>> ProviderRepo::remove(st
   co_return co_await db_.run<std::vector<std::string>>(std::move(soft_delete));
 }
 
-boost::asio::awaitable<Result<std::string>> ProviderRepo::secret(std::string id) {
-  auto select = [id = std::move(id)](pqxx::connection& c) -> Result<std::string> {
+boost::asio::awaitable<Result<ProviderRepo::Sealed>> ProviderRepo::secret(std::string id) {
+  auto select = [id = std::move(id)](pqxx::connection& c) -> Result<Sealed> {
     pqxx::nontransaction tx(c);
     const auto rows = exec(tx, kSecret, id);
     if (rows.empty()) return core::errc::not_found;
-    return rows[0][0].as<std::string>();
+    return Sealed{rows[0][0].as<std::string>(), rows[0][1].as<std::string>()};
   };
-  co_return co_await db_.read<std::string>(std::move(select));
+  co_return co_await db_.read<Sealed>(std::move(select));
 }
 
 }  // namespace storage

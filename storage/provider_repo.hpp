@@ -25,12 +25,17 @@ class ProviderRepo {
   // Only the fields set in the patch change (one statement); updated_at is bumped. Setting
   // api_key_enc / api_key_preview to "" clears them. Duplicate name -> conflict.
   boost::asio::awaitable<core::Result<core::Provider>> update(std::string id, core::ProviderPatch patch);
-  // Soft delete (deleted_at = now(), is_active = false). When live models use the provider:
-  // !force -> conflict "provider is used by N model(s)"; force -> those models are deactivated.
-  // Returns the names of the live models that used it, so the caller can drop their routes.
+  // Soft delete (deleted_at = now(), is_active = false). When live models route to the provider:
+  // !force -> conflict "provider is used by N model(s)"; force -> a model with a route elsewhere
+  // loses this provider's routes, one without is deactivated. Returns the names of the models that
+  // used it, so the caller can refresh their routes.
   boost::asio::awaitable<core::Result<std::vector<std::string>>> remove(std::string id, bool force);
-  // api_key_enc of an active, live provider; "" when it has no key. Inactive -> not_found.
-  boost::asio::awaitable<core::Result<std::string>> secret(std::string id);
+  // The sealed credentials of an active, live provider. Inactive -> not_found.
+  struct Sealed {
+    std::string api_key_enc;        // empty: no key
+    std::string extra_headers_enc;  // empty: no extra headers
+  };
+  boost::asio::awaitable<core::Result<Sealed>> secret(std::string id);
 
  private:
   Db& db_;

@@ -8,57 +8,69 @@
 namespace storage {
 namespace {
 
+using core::ModelRoutes;
 using core::Result;
-using core::Route;
 using detail::exec;
 using detail::Statement;
 
-#define ROUTE_SELECT                                           \
-  "SELECT m.id::text, m.name, p.id::text, p.kind, p.base_url," \
-  " coalesce(m.provider_model_name, m.name)"                   \
-  " FROM models m JOIN providers p ON p.id = m.provider_id"    \
-  " WHERE m.deleted_at IS NULL AND m.is_active AND p.deleted_at IS NULL AND p.is_active"
+#define ROUTES_SELECT                                                                                  \
+  "SELECT m.id::text, m.name, m.strategy, r.id::text, p.id::text, p.name, p.kind, p.base_url,"         \
+  " coalesce(r.provider_model_name, m.name), coalesce(p.api_version, ''), r.priority, r.weight"        \
+  " FROM models m JOIN model_routes r ON r.model_id = m.id JOIN providers p ON p.id = r.provider_id"   \
+  " WHERE m.deleted_at IS NULL AND m.is_active AND r.deleted_at IS NULL"                               \
+  " AND p.deleted_at IS NULL AND p.is_active"
 
-// Served by the partial unique index on models(name).
-constexpr Statement kFind{"route_find", ROUTE_SELECT " AND m.name = $1"};
-constexpr Statement kAll{"route_all", ROUTE_SELECT " ORDER BY m.name"};
+// Served by the partial unique index on models(name) and model_routes(model_id, priority, ...).
+constexpr Statement kFind{"routes_find", ROUTES_SELECT " AND m.name = $1 ORDER BY r.priority, r.created_at, r.id"};
+constexpr Statement kAll{"routes_all", ROUTES_SELECT " ORDER BY m.name, r.priority, r.created_at, r.id"};
 
-#undef ROUTE_SELECT
+#undef ROUTES_SELECT
 
-Route route_from(const pqxx::row& r) {
-  Route route;
-  route.model_id = r[0].as<std::string>();
-  route.model_name = r[1].as<std::string>();
-  route.provider_id = r[2].as<std::string>();
-  route.provider_kind = r[3].as<std::string>();
-  route.base_url = r[4].as<std::string>();
-  route.upstream_model = r[5].as<std::string>();
-  return route;
+// Rows of one or more models, grouped in the order they come.
+std::vector<ModelRoutes> group(const pqxx::result& rows) {
+  std::vector<ModelRoutes> out;
+  for (const auto& r : rows) {
+    if (out.empty() || out.back().model_id != r[0].c_str()) {
+      ModelRoutes m;
+      m.model_id = r[0].as<std::string>();
+      m.model_name = r[1].as<std::string>();
+      m.strategy = core::parse_strategy(r[2].as<std::string>()).value_or(core::Strategy::priority);
+      out.push_back(std::move(m));
+    }
+    core::RouteTarget t;
+    t.route_id = r[3].as<std::string>();
+    t.provider_id = r[4].as<std::string>();
+    t.provider_name = r[5].as<std::string>();
+    t.provider_kind = r[6].as<std::string>();
+    t.base_url = r[7].as<std::string>();
+    t.upstream_model = r[8].as<std::string>();
+    t.api_version = r[9].as<std::string>();
+    t.priority = r[10].as<int>();
+    t.weight = r[11].as<int>();
+    out.back().routes.push_back(std::move(t));
+  }
+  return out;
 }
 
 }  // namespace
 
-boost::asio::awaitable<Result<std::optional<Route>>> RouteRepo::find(std::string model_name) {
-  using Found = std::optional<Route>;
+boost::asio::awaitable<Result<std::optional<ModelRoutes>>> RouteRepo::find(std::string model_name) {
+  using Found = std::optional<ModelRoutes>;
   auto select = [name = std::move(model_name)](pqxx::connection& c) -> Result<Found> {
     pqxx::nontransaction tx(c);
-    const auto rows = exec(tx, kFind, name);
-    if (rows.empty()) return Found{};
-    return Found{route_from(rows[0])};
+    auto models = group(exec(tx, kFind, name));
+    if (models.empty()) return Found{};
+    return Found{std::move(models.front())};
   };
   co_return co_await db_.read<Found>(std::move(select));
 }
 
-boost::asio::awaitable<Result<std::vector<Route>>> RouteRepo::all() {
-  auto select = [](pqxx::connection& c) -> Result<std::vector<Route>> {
+boost::asio::awaitable<Result<std::vector<ModelRoutes>>> RouteRepo::all() {
+  auto select = [](pqxx::connection& c) -> Result<std::vector<ModelRoutes>> {
     pqxx::nontransaction tx(c);
-    const auto rows = exec(tx, kAll);
-    std::vector<Route> out;
-    out.reserve(rows.size());
-    for (const auto& row : rows) out.push_back(route_from(row));
-    return out;
+    return group(exec(tx, kAll));
   };
-  co_return co_await db_.read<std::vector<Route>>(std::move(select));
+  co_return co_await db_.read<std::vector<ModelRoutes>>(std::move(select));
 }
 
 }  // namespace storage

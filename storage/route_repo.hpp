@@ -1,6 +1,7 @@
 #pragma once
-// Read side of the hot path: what a public model name forwards to. A route exists only while the
-// model and its provider are both active and not deleted.
+// Read side of the hot path: what a public model name forwards to. A route is usable only while
+// its model and its provider are both active and not deleted; a model with no usable route does
+// not route at all.
 #include "core/domain.hpp"
 #include "core/result.hpp"
 
@@ -19,9 +20,9 @@ class RouteRepo {
   explicit RouteRepo(Db& db) : db_(db) {}
 
   // nullopt when there is no usable route for this public name.
-  boost::asio::awaitable<core::Result<std::optional<core::Route>>> find(std::string model_name);
-  // Every usable route (to warm the route cache), by model name.
-  boost::asio::awaitable<core::Result<std::vector<core::Route>>> all();
+  boost::asio::awaitable<core::Result<std::optional<core::ModelRoutes>>> find(std::string model_name);
+  // Every routable model (to warm the route cache), by model name.
+  boost::asio::awaitable<core::Result<std::vector<core::ModelRoutes>>> all();
 
  private:
   Db& db_;

@@ -7,6 +7,7 @@
 #include <pqxx/transaction_base>
 
 #include <optional>
+#include <vector>
 #include <string>
 #include <utility>
 
@@ -29,6 +30,11 @@ pqxx::result exec(pqxx::transaction_base& tx, const Statement& statement, Args&&
   tx.conn().prepare(statement.name, statement.sql);
   return tx.exec_prepared(statement.name, std::forward<Args>(args)...);
 }
+
+// text[] values travel as JSON text (libpqxx 6.4 has no array parameters): pass json_array(v) to
+// "ARRAY(SELECT jsonb_array_elements_text($n::jsonb))", select "array_to_json(col)::text".
+std::string json_array(const std::vector<std::string>& v);
+std::vector<std::string> text_array(const pqxx::field& json);
 
 inline std::optional<std::string> optional_text(const pqxx::field& f) {
   if (f.is_null()) return std::nullopt;

@@ -72,7 +72,9 @@ function assertTimestamp(v, what) {
 }
 function assertProviderShape(p) {
   assert.deepEqual(Object.keys(p).sort(),
-    ['api_key_preview', 'base_url', 'created_at', 'id', 'is_active', 'kind', 'name', 'updated_at'], JSON.stringify(p));
+    ['api_key_preview', 'api_version', 'base_url', 'created_at', 'extra_headers', 'id', 'is_active', 'kind', 'name',
+      'updated_at'], JSON.stringify(p));
+  assert.ok(Array.isArray(p.extra_headers), 'extra_headers lists header names');
   assert.match(p.id, UUID_RE);
   assert.equal(typeof p.is_active, 'boolean');
   assertTimestamp(p.created_at, 'created_at');
@@ -80,7 +82,13 @@ function assertProviderShape(p) {
 }
 function assertModelShape(m) {
   assert.deepEqual(Object.keys(m).sort(),
-    ['created_at', 'id', 'is_active', 'name', 'provider_id', 'provider_model_name', 'updated_at'], JSON.stringify(m));
+    ['created_at', 'id', 'is_active', 'name', 'provider_id', 'provider_model_name', 'routes', 'strategy', 'updated_at'],
+    JSON.stringify(m));
+  assert.ok(['priority', 'round_robin'].includes(m.strategy), m.strategy);
+  assert.ok(Array.isArray(m.routes) && m.routes.length >= 1, 'a model has at least one route');
+  // The single-route fields are the first route's.
+  assert.equal(m.routes[0].provider_id, m.provider_id);
+  assert.equal(m.routes[0].provider_model_name, m.provider_model_name);
   assert.match(m.id, UUID_RE);
   assertTimestamp(m.created_at, 'created_at');
   assertTimestamp(m.updated_at, 'updated_at');
@@ -146,6 +154,15 @@ test('POST /admin/providers: each kind gets its default base_url; key only as a 
     openrouter: 'https://openrouter.ai/api/v1',
     dashscope: 'https://dashscope.aliyuncs.com/compatible-mode/v1',
     ark: 'https://ark.cn-beijing.volces.com/api/v3',
+    anthropic: 'https://api.anthropic.com/v1',
+    gemini: 'https://generativelanguage.googleapis.com/v1beta/openai',
+    mistral: 'https://api.mistral.ai/v1',
+    groq: 'https://api.groq.com/openai/v1',
+    together: 'https://api.together.xyz/v1',
+    fireworks: 'https://api.fireworks.ai/inference/v1',
+    deepseek: 'https://api.deepseek.com/v1',
+    xai: 'https://api.x.ai/v1',
+    ollama: 'http://localhost:11434/v1',
   };
   for (const [kind, baseUrl] of Object.entries(defaults)) {
     const secret = newProviderSecret();
@@ -204,7 +221,15 @@ test('POST /admin/providers: duplicate name -> 409, bad kind / URL / body -> 400
   const ok = { name: uniq('p'), kind: 'openai' };
   await expectRejected([
     ['POST', '/admin/providers', { name: existing.name, kind: 'ark' }, 409, 'conflict'],
-    ['POST', '/admin/providers', { ...ok, kind: 'anthropic' }, 400, 'invalid_request'],
+    ['POST', '/admin/providers', { ...ok, kind: 'no-such-kind' }, 400, 'invalid_request'],
+    ['POST', '/admin/providers', { ...ok, kind: 'openai_compatible', base_url: undefined }, 400, 'invalid_request'],
+    ['POST', '/admin/providers', { ...ok, kind: 'azure' }, 400, 'invalid_request'],
+    ['POST', '/admin/providers', { ...ok, extra_headers: { Host: 'x' } }, 400, 'invalid_request'],
+    ['POST', '/admin/providers', { ...ok, extra_headers: { 'X-A': 'a\r\nInjected: 1' } }, 400, 'invalid_request'],
+    ['POST', '/admin/providers', { ...ok, extra_headers: { 'bad name': 'x' } }, 400, 'invalid_request'],
+    ['POST', '/admin/providers', { ...ok, extra_headers: ['X-A', 'b'] }, 400, 'invalid_request'],
+    ['POST', '/admin/providers', { ...ok, api_version: 'a b' }, 400, 'invalid_request'],
+    ['POST', '/admin/providers', { ...ok, api_key: 'sk-\r\nX: y' }, 400, 'invalid_request'],
     ['POST', '/admin/providers', { ...ok, kind: '' }, 400, 'invalid_request'],
     ['POST', '/admin/providers', { ...ok, base_url: 'ftp://example.com/v1' }, 400, 'invalid_request'],
     ['POST', '/admin/providers', { ...ok, base_url: 'not a url' }, 400, 'invalid_request'],

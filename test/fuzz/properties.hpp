@@ -88,9 +88,16 @@ inline void chunked_body(std::string_view in) {
 inline void inference_body(std::string_view in) {
   auto info = core::inspect_inference_body(in);
   if (!info) return;
+  const std::string out = core::rewrite_model(in, *info, "up/model\"x");
+  if (!info->has_model) {  // inserted as the first member; the rest is untouched
+    require(out.size() > in.size() && out.compare(out.size() - (in.size() - info->object_begin - 1),
+                                                  std::string::npos, in.substr(info->object_begin + 1)) == 0);
+    auto again = core::inspect_inference_body(out);
+    require(again && again->has_model && again->model == "up/model\"x");
+    return;
+  }
   require(core::valid_model_name(info->model));
   require(info->model_begin < info->model_end && info->model_end <= in.size());
-  const std::string out = core::rewrite_model(in, *info, "up/model\"x");
   require(out.compare(0, info->model_begin, in.substr(0, info->model_begin)) == 0);
   require(std::string_view(out).substr(out.size() - (in.size() - info->model_end)) == in.substr(info->model_end));
   auto again = core::inspect_inference_body(out);

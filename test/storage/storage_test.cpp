@@ -50,7 +50,7 @@ std::unique_ptr<storage::Db> fresh_db(storage::DbOptions o = options()) {
   REQUIRE(db->migrate().has_value());
   pqxx::connection conn(test::db_url());
   pqxx::nontransaction tx(conn);
-  tx.exec("TRUNCATE models, providers, user_keys");
+  tx.exec("TRUNCATE model_routes, models, providers, user_keys");
   return db;
 }
 
@@ -463,10 +463,11 @@ TEST_CASE("ProviderRepo: create, read, update, soft delete", "[providers]") {
     CHECK(rekeyed->name == "openai-eu");
     auto secret = co_await providers.secret(p.id);
     REQUIRE(secret.has_value());
-    CHECK(*secret == "ENC2");
+    CHECK(secret->api_key_enc == "ENC2");
+    CHECK(secret->extra_headers_enc.empty());
     auto no_secret = co_await providers.secret(keyless->id);
     REQUIRE(no_secret.has_value());
-    CHECK(no_secret->empty());
+    CHECK(no_secret->api_key_enc.empty());
 
     core::ProviderPatch off;
     off.is_active = false;
@@ -663,7 +664,8 @@ TEST_CASE("KeyRepo: create, lookup, update, rotate, revoke", "[keys]") {
   storage::KeyRepo keys(*db);
   const std::string hash1(64, 'a'), hash2(64, 'b'), hash3(64, 'c');
   auto body = [&]() -> awaitable<void> {
-    auto created = co_await keys.create("ci", hash1, "sk-gw-aaaa");
+    const core::NewUserKey ci{"ci", {}};
+    auto created = co_await keys.create(ci, hash1, "sk-gw-aaaa");
     REQUIRE(created.has_value());
     const core::UserKey k = *created;
     CHECK(k.name == "ci");
@@ -672,8 +674,9 @@ TEST_CASE("KeyRepo: create, lookup, update, rotate, revoke", "[keys]") {
     CHECK_FALSE(k.last_used_at.has_value());
     CHECK(is_rfc3339_utc_us(k.created_at));
 
-    CHECK_CODE(keys.create("again", hash1, "sk-gw-aaaa"), errc::conflict);
-    auto other = co_await keys.create("other", hash3, "sk-gw-cccc");
+    const core::NewUserKey again{"again", {}}, other_key{"other", {}};
+    CHECK_CODE(keys.create(again, hash1, "sk-gw-aaaa"), errc::conflict);
+    auto other = co_await keys.create(other_key, hash3, "sk-gw-cccc");
     REQUIRE(other.has_value());
 
     auto found = co_await keys.find_active(hash1);
@@ -784,18 +787,23 @@ TEST_CASE("RouteRepo: only active, live models on active, live providers route",
     auto found = co_await routes.find("plain");
     REQUIRE(found.has_value());
     REQUIRE(found->has_value());
-    const core::Route r = **found;
-    CHECK(r.model_id == plain->id);
-    CHECK(r.model_name == "plain");
+    const core::ModelRoutes m = **found;
+    CHECK(m.model_id == plain->id);
+    CHECK(m.model_name == "plain");
+    CHECK(m.strategy == core::Strategy::priority);
+    REQUIRE(m.routes.size() == 1);
+    const core::RouteTarget& r = m.routes[0];
     CHECK(r.provider_id == p->id);
+    CHECK(r.provider_name == "p");
     CHECK(r.provider_kind == "openai");
     CHECK(r.base_url == "https://api.example.com/v1");
     CHECK(r.upstream_model == "plain");
+    CHECK(r.route_id == plain->routes[0].id);
 
     auto alias = co_await routes.find("aliased");
     REQUIRE(alias.has_value());
     REQUIRE(alias->has_value());
-    CHECK((*alias)->upstream_model == "upstream-name");
+    CHECK((*alias)->routes[0].upstream_model == "upstream-name");
 
     auto none = co_await routes.find("nope");
     REQUIRE(none.has_value());
@@ -838,6 +846,206 @@ TEST_CASE("RouteRepo: only active, live models on active, live providers route",
     auto deleted = co_await routes.find("aliased");
     REQUIRE(deleted.has_value());
     CHECK_FALSE(deleted->has_value());
+  };
+  test::run_async(body);
+}
+
+TEST_CASE("ModelRepo routes: add, order, mirror of the first route, strategy, last route kept", "[routes]") {
+  auto db = fresh_db();
+  storage::ProviderRepo providers(*db);
+  storage::ModelRepo models(*db);
+  storage::RouteRepo routes(*db);
+  auto body = [&]() -> awaitable<void> {
+    auto a = co_await providers.create(new_provider("a"));
+    auto b = co_await providers.create(new_provider("b"));
+    REQUIRE((a && b));
+    auto m = co_await models.create(new_model("multi", a->id, "up-a"));
+    REQUIRE(m.has_value());
+    REQUIRE(m->routes.size() == 1);
+    CHECK(m->routes[0].provider_id == a->id);
+    CHECK(m->routes[0].priority == 0);
+    CHECK(m->routes[0].weight == 1);
+    CHECK(m->strategy == core::Strategy::priority);
+
+    const core::NewRoute second{b->id, std::string("up-b"), 1, 3};
+    auto two = co_await models.add_route(m->id, second);
+    REQUIRE(two.has_value());
+    REQUIRE(two->routes.size() == 2);
+    CHECK(two->routes[1].provider_id == b->id);
+    CHECK(two->routes[1].weight == 3);
+    CHECK(two->provider_id == a->id);  // the first route still leads
+
+    // Priority decides the order; the single-route fields follow the first route.
+    core::RoutePatch first;
+    first.priority = -1;
+    auto moved = co_await models.update_route(m->id, two->routes[1].id, first);
+    REQUIRE(moved.has_value());
+    CHECK(moved->routes[0].provider_id == b->id);
+    CHECK(moved->provider_id == b->id);
+    CHECK(moved->provider_model_name == "up-b");
+
+    core::ModelPatch rr;
+    rr.strategy = core::Strategy::round_robin;
+    REQUIRE_OK(models.update(m->id, rr));
+    auto found = co_await routes.find("multi");
+    REQUIRE(found.has_value());
+    REQUIRE(found->has_value());
+    CHECK((*found)->strategy == core::Strategy::round_robin);
+    REQUIRE((*found)->routes.size() == 2);
+    CHECK((*found)->routes[0].upstream_model == "up-b");
+    CHECK((*found)->routes[0].weight == 3);
+    CHECK((*found)->routes[1].upstream_model == "up-a");
+
+    // An inactive provider's route drops out; the model still routes through the other.
+    core::ProviderPatch off;
+    off.is_active = false;
+    REQUIRE_OK(providers.update(b->id, off));
+    auto one_left = co_await routes.find("multi");
+    REQUIRE(one_left.has_value());
+    REQUIRE(one_left->has_value());
+    REQUIRE((*one_left)->routes.size() == 1);
+    CHECK((*one_left)->routes[0].provider_id == a->id);
+
+    // PUT provider_id on the model changes its first route.
+    core::ModelPatch to_a;
+    to_a.provider_id = a->id;
+    auto first_is_a = co_await models.update(m->id, to_a);
+    REQUIRE(first_is_a.has_value());
+    CHECK(first_is_a->first.routes[0].provider_id == a->id);
+
+    auto listed = co_await models.list();
+    REQUIRE(listed.has_value());
+    REQUIRE(listed->size() == 1);
+    CHECK((*listed)[0].routes.size() == 2);
+
+    // Routes go, but not the last one; unknown ids are 404.
+    auto removed = co_await models.remove_route(m->id, moved->routes[0].id);
+    REQUIRE(removed.has_value());
+    REQUIRE(removed->routes.size() == 1);
+    CHECK_CODE(models.remove_route(m->id, removed->routes[0].id), errc::conflict);
+    CHECK_CODE(models.remove_route(m->id, kMissingId), errc::not_found);
+    const core::NewRoute bad{kMissingId, std::nullopt, 0, 1};
+    CHECK_CODE(models.add_route(m->id, bad), errc::invalid_request);
+    CHECK_CODE(models.add_route(kMissingId, second), errc::not_found);
+    core::RoutePatch nothing;
+    CHECK_CODE(models.update_route(m->id, kMissingId, nothing), errc::not_found);
+
+    REQUIRE_OK(models.remove(m->id));
+    CHECK_CODE(models.get(m->id), errc::not_found);
+  };
+  test::run_async(body);
+}
+
+TEST_CASE("ProviderRepo::remove with force: models keep their other routes, or are deactivated", "[providers]") {
+  auto db = fresh_db();
+  storage::ProviderRepo providers(*db);
+  storage::ModelRepo models(*db);
+  storage::RouteRepo routes(*db);
+  auto body = [&]() -> awaitable<void> {
+    auto a = co_await providers.create(new_provider("a"));
+    auto b = co_await providers.create(new_provider("b"));
+    REQUIRE((a && b));
+    auto both = co_await models.create(new_model("both", a->id));
+    auto only_a = co_await models.create(new_model("only-a", a->id));
+    REQUIRE((both && only_a));
+    const core::NewRoute via_b{b->id, std::nullopt, 1, 1};
+    REQUIRE_OK(models.add_route(both->id, via_b));
+
+    CHECK_CODE(providers.remove(a->id, false), errc::conflict);
+    auto removed = co_await providers.remove(a->id, true);
+    REQUIRE(removed.has_value());
+    CHECK(removed->size() == 2);
+
+    auto still = co_await routes.find("both");
+    REQUIRE(still.has_value());
+    REQUIRE(still->has_value());
+    REQUIRE((*still)->routes.size() == 1);
+    CHECK((*still)->routes[0].provider_id == b->id);
+    auto after = co_await models.get(both->id);
+    REQUIRE(after.has_value());
+    CHECK(after->provider_id == b->id);
+    CHECK(after->is_active);
+
+    auto gone = co_await routes.find("only-a");
+    REQUIRE(gone.has_value());
+    CHECK_FALSE(gone->has_value());
+    auto inactive = co_await models.get(only_a->id);
+    REQUIRE(inactive.has_value());
+    CHECK_FALSE(inactive->is_active);
+  };
+  test::run_async(body);
+}
+
+TEST_CASE("KeyRepo: model access (allowed_models, default_model) is stored and reaches the auth lookup", "[keys]") {
+  auto db = fresh_db();
+  storage::KeyRepo keys(*db);
+  const std::string hash(64, 'd');
+  auto body = [&]() -> awaitable<void> {
+    const core::NewUserKey limited{"limited", {{"gpt-4o", "claude-*"}, std::string("gpt-4o")}};
+    auto k = co_await keys.create(limited, hash, "sk-dddd");
+    REQUIRE(k.has_value());
+    CHECK(k->access.allowed_models == std::vector<std::string>{"gpt-4o", "claude-*"});
+    CHECK(k->access.default_model == "gpt-4o");
+
+    auto found = co_await keys.find_active(hash);
+    REQUIRE(found.has_value());
+    REQUIRE(found->has_value());
+    CHECK((*found)->access.allowed_models.size() == 2);
+    CHECK((*found)->access.default_model == "gpt-4o");
+    auto records = co_await keys.active_records();
+    REQUIRE(records.has_value());
+    REQUIRE(records->size() == 1);
+    CHECK((*records)[0].second.access.default_model == "gpt-4o");
+
+    core::UserKeyPatch open;
+    open.allowed_models = std::vector<std::string>{};
+    open.default_model = std::optional<std::string>{};
+    auto opened = co_await keys.update(k->id, open);
+    REQUIRE(opened.has_value());
+    CHECK(opened->first.access.allowed_models.empty());
+    CHECK_FALSE(opened->first.access.default_model);
+
+    core::UserKeyPatch rename;  // access untouched when absent
+    rename.name = "renamed";
+    const core::NewUserKey second{"second", {{"x"}, std::nullopt}};
+    auto k2 = co_await keys.create(second, std::string(64, 'e'), "sk-eeee");
+    REQUIRE(k2.has_value());
+    auto renamed = co_await keys.update(k2->id, rename);
+    REQUIRE(renamed.has_value());
+    CHECK(renamed->first.access.allowed_models == std::vector<std::string>{"x"});
+  };
+  test::run_async(body);
+}
+
+TEST_CASE("ProviderRepo: extra headers (sealed), their names, api_version", "[providers]") {
+  auto db = fresh_db();
+  storage::ProviderRepo providers(*db);
+  auto body = [&]() -> awaitable<void> {
+    auto p = new_provider("azure");
+    p.kind = "azure";
+    p.extra_headers_enc = "SEALED";
+    p.extra_header_names = {"X-Title", "HTTP-Referer"};
+    p.api_version = "2024-10-21";
+    auto created = co_await providers.create(p);
+    REQUIRE(created.has_value());
+    CHECK(created->extra_header_names == std::vector<std::string>{"X-Title", "HTTP-Referer"});
+    CHECK(created->api_version == "2024-10-21");
+    auto secret = co_await providers.secret(created->id);
+    REQUIRE(secret.has_value());
+    CHECK(secret->extra_headers_enc == "SEALED");
+
+    core::ProviderPatch clear;
+    clear.extra_headers_enc = std::string();
+    clear.extra_header_names = std::vector<std::string>{};
+    clear.api_version = std::optional<std::string>{};
+    auto cleared = co_await providers.update(created->id, clear);
+    REQUIRE(cleared.has_value());
+    CHECK(cleared->extra_header_names.empty());
+    CHECK_FALSE(cleared->api_version);
+    auto after = co_await providers.secret(created->id);
+    REQUIRE(after.has_value());
+    CHECK(after->extra_headers_enc.empty());
+    CHECK(after->api_key_enc == "ENC");
   };
   test::run_async(body);
 }

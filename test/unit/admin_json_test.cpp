@@ -66,12 +66,32 @@ TEST_CASE("admin json: rendering never includes secrets") {
 
 #include "core/cache_codec.hpp"
 
-TEST_CASE("route codec: round trip and rejection of garbage") {
-  core::Route r{"mid", "gpt-4o", "pid", "openai", "https://api.openai.com/v1", "gpt-4o-2024"};
-  auto back = core::decode_route(core::encode_route(r));
+TEST_CASE("cache codec: model routes round trip, garbage rejected") {
+  core::ModelRoutes m{"mid", "gpt-4o", core::Strategy::round_robin, {}};
+  m.routes.push_back({"r1", "pid", "main", "openai", "https://api.openai.com/v1", "gpt-4o-2024", "", 0, 3});
+  m.routes.push_back({"r2", "pid2", "az", "azure", "https://x.openai.azure.com/openai/deployments/{model}",
+                      "gpt4o", "2024-10-21", 1, 1});
+  auto back = core::decode_routes(core::encode_routes(m));
   REQUIRE(back);
-  CHECK(back->upstream_model == "gpt-4o-2024");
-  CHECK(back->base_url == r.base_url);
-  CHECK_FALSE(core::decode_route("{}"));
-  CHECK_FALSE(core::decode_route("nope"));
+  CHECK(back->strategy == core::Strategy::round_robin);
+  REQUIRE(back->routes.size() == 2);
+  CHECK(back->routes[0].upstream_model == "gpt-4o-2024");
+  CHECK(back->routes[0].weight == 3);
+  CHECK(back->routes[1].api_version == "2024-10-21");
+  CHECK(back->routes[1].provider_name == "az");
+  CHECK_FALSE(core::decode_routes("{}"));
+  CHECK_FALSE(core::decode_routes("nope"));
+  CHECK_FALSE(core::decode_routes(R"({"model_id":"m","model":"x","strategy":"priority","routes":[]})"));
+}
+
+TEST_CASE("cache codec: key records with access") {
+  core::KeyRecord k{"kid", "app", {{"gpt-4o", "claude-*"}, std::string("gpt-4o")}};
+  auto back = core::decode_key_record(core::encode_key_record(k));
+  REQUIRE(back);
+  CHECK(back->access.allowed_models == std::vector<std::string>{"gpt-4o", "claude-*"});
+  CHECK(back->access.default_model == "gpt-4o");
+  auto plain = core::decode_key_record(R"({"id":"a","name":"b"})");
+  REQUIRE(plain);
+  CHECK(plain->access.allowed_models.empty());
+  CHECK_FALSE(plain->access.default_model);
 }

@@ -6,12 +6,13 @@ TEST_CASE("headers: client -> upstream never carries credentials or hop-by-hop h
   for (auto n : {"Authorization", "Cookie", "Connection", "Keep-Alive", "Transfer-Encoding", "TE", "Upgrade",
                  "Proxy-Authorization", "Host", "Content-Length", "X-Stainless-Lang", "X-Request-Id"})
     CHECK_FALSE(core::forward_to_upstream(n));
-  for (auto n : {"OpenAI-Organization", "openai-beta", "OpenAI-Project"})
+  for (auto n : {"OpenAI-Organization", "openai-beta", "OpenAI-Project", "anthropic-beta"})
     CHECK(core::forward_to_upstream(n));
 }
 
 TEST_CASE("headers: upstream -> client keeps content type, rate limits and retry hints only") {
-  for (auto n : {"Content-Type", "openai-processing-ms", "x-ratelimit-remaining-requests", "Retry-After"})
+  for (auto n : {"Content-Type", "openai-processing-ms", "x-ratelimit-remaining-requests", "Retry-After",
+                 "anthropic-ratelimit-requests-remaining", "request-id"})
     CHECK(core::forward_to_client(n));
   for (auto n : {"Connection", "Transfer-Encoding", "Set-Cookie", "Content-Length", "Server", "x-request-id"})
     CHECK_FALSE(core::forward_to_client(n));

@@ -85,11 +85,11 @@ TEST_CASE("rewrite: validation errors") {
   CHECK(code(R"({"model":"a"} trailing)") == errc::invalid_json);
   CHECK(code("[1,2]") == errc::invalid_request);
   CHECK(code(R"("model")") == errc::invalid_request);
-  CHECK(code(R"({"messages":[]})") == errc::invalid_request);
+  CHECK(code(R"({"messages":[]})") == errc::ok);  // no model: the handler decides (default model)
   CHECK(code(R"({"model":42})") == errc::invalid_request);
   CHECK(code(R"({"model":["a"]})") == errc::invalid_request);
   CHECK(code(R"({"model":"a","model":"b"})") == errc::invalid_request);
-  auto r = core::inspect_inference_body(R"({"messages":[]})");
+  auto r = core::inspect_inference_body(R"({"model":7})");
   CHECK(r.error().param == "model");
 }
 
@@ -100,4 +100,15 @@ TEST_CASE("rewrite: nested model keys and arrays do not confuse the scanner") {
   CHECK(r->model == "real");
   CHECK(core::rewrite_model(body, *r, "up") ==
         R"({"a":[{"model":"x"},"model"],"b":{"c":{"model":"y"}},"model":"up"})");
+}
+
+TEST_CASE("rewrite: a body without a model gets one inserted as its first member") {
+  auto r = core::inspect_inference_body(R"( {"messages":[{"model":"inner"}],"n":1})");
+  REQUIRE(r);
+  CHECK_FALSE(r->has_model);
+  CHECK(core::rewrite_model(R"( {"messages":[{"model":"inner"}],"n":1})", *r, "dflt") ==
+        R"( {"model":"dflt","messages":[{"model":"inner"}],"n":1})");
+  auto empty = core::inspect_inference_body("{ }");
+  REQUIRE(empty);
+  CHECK(core::rewrite_model("{ }", *empty, "d") == R"({"model":"d" })");
 }

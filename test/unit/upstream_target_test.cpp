@@ -23,3 +23,13 @@ TEST_CASE("upstream target: http with explicit port, trailing slash") {
   CHECK(t->base_path == "/api/v3");
   CHECK_FALSE(core::parse_upstream_target("ftp://x/"));
 }
+
+TEST_CASE("upstream target: api-version is added to the query (Azure)") {
+  auto t = core::parse_upstream_target("https://r.openai.azure.com/openai/deployments/gpt4o");
+  REQUIRE(t);
+  CHECK(core::upstream_request_target(*t, "/chat/completions", "2024-10-21") ==
+        "/openai/deployments/gpt4o/chat/completions?api-version=2024-10-21");
+  CHECK(core::upstream_request_target(*t, "/chat/completions?x=1", "2024-10-21") ==
+        "/openai/deployments/gpt4o/chat/completions?x=1&api-version=2024-10-21");
+  CHECK(core::upstream_request_target(*t, "/chat/completions") == "/openai/deployments/gpt4o/chat/completions");
+}

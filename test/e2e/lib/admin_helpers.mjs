@@ -26,9 +26,16 @@ export function redisRaw(stack, ...args) {
 // Key records live in the HASH llmgw:key_records (key hash -> {"id","name"}).
 export const KEY_RECORDS = 'llmgw:key_records';
 export const inKeySet = (stack, key) => redisCli(stack, 'HEXISTS', KEY_RECORDS, sha256(key)) === '(integer) 1';
-export function routeOf(stack, model) {
+// llmgw:routes holds {"model_id","model","strategy","routes":[{route_id, provider_id, provider, kind,
+// base_url, upstream_model, api_version, priority, weight}, ...]}. routeOf returns the first route
+// with the model's fields (what a single-route model has); routesOf the whole entry.
+export function routesOf(stack, model) {
   const v = redisRaw(stack, 'HGET', 'llmgw:routes', model);
   return v === '' ? null : JSON.parse(v);
+}
+export function routeOf(stack, model) {
+  const entry = routesOf(stack, model);
+  return entry ? { model_id: entry.model_id, model: entry.model, strategy: entry.strategy, ...entry.routes[0] } : null;
 }
 export const keySetSize = (stack) => Number(redisRaw(stack, 'HLEN', KEY_RECORDS));
 export const routeCount = (stack) => Number(redisRaw(stack, 'HLEN', 'llmgw:routes'));
