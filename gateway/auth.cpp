@@ -52,9 +52,8 @@ net::awaitable<core::Result<KeyPtr>> authenticate(App& app, std::string_view tok
     app.local.bad_keys.put(std::move(hash), true);
     co_return core::Error{errc::invalid_api_key};
   }
-  core::KeyRecord record{std::move((*found)->id), std::move((*found)->name)};
-  if (cached) (void)co_await app.stores.put_key(hash, record);  // Redis answered but lacked it
-  co_return remember(app, hash, std::move(record));
+  if (cached) (void)co_await app.stores.put_key(hash, **found);  // Redis answered but lacked it
+  co_return remember(app, hash, std::move(**found));
 }
 
 }  // namespace gw

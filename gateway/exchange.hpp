@@ -39,7 +39,7 @@ struct Exchange {
   struct Attempt {
     std::string provider;
     unsigned status = 0;  // 0: no response (connect / timeout / protocol)
-    double ms = 0;
+    std::int64_t ms = 0;  // rounded
     std::string error;
   };
   std::vector<Attempt> attempts;

@@ -7,6 +7,7 @@
 #include "gateway/lookup.hpp"
 
 #include <array>
+#include <cmath>
 
 namespace gw {
 namespace {
@@ -75,8 +76,8 @@ Response replay(const CapturedResponse& cap) {
   return res;
 }
 
-double ms_since(Clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+std::int64_t ms_since(Clock::time_point t) {
+  return std::llround(std::chrono::duration<double, std::milli>(Clock::now() - t).count());
 }
 
 }  // namespace

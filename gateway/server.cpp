@@ -216,7 +216,18 @@ void log_request(const Request& req, const Exchange& ex, Clock::time_point start
                         {"remote", remote}};
   if (!ex.model.empty()) f["model"] = ex.model;
   if (ex.key) f["key_id"] = ex.key->id;
+  if (!ex.provider.empty()) f["provider"] = ex.provider;
+  if (!ex.upstream_model.empty()) f["upstream_model"] = ex.upstream_model;
   if (!ex.upstream_request_id.empty()) f["upstream_request_id"] = ex.upstream_request_id;
+  if (!ex.attempts.empty()) {
+    boost::json::array attempts;
+    for (const auto& a : ex.attempts) {
+      boost::json::object o{{"provider", a.provider}, {"status", a.status}, {"ms", a.ms}};
+      if (!a.error.empty()) o["error"] = a.error;
+      attempts.push_back(std::move(o));
+    }
+    f["attempts"] = std::move(attempts);
+  }
   if (!ex.error.empty()) f["error"] = ex.error;
   core::log::info("request", std::move(f));
 }

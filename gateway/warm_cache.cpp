@@ -33,10 +33,9 @@ net::awaitable<void> App::key_changed(std::string hash) {
   core::Status written = core::ok();
   if (!found)
     written = found.error();
-  else if (*found) {
-    const core::KeyRecord record{(*found)->id, (*found)->name};  // named: GCC 12 coroutine bug
-    written = co_await stores.put_key(hash, record);
-  } else
+  else if (*found)
+    written = co_await stores.put_key(hash, **found);
+  else
     written = co_await stores.remove_key(hash);
   if (note_failure(written, "key")) cache_write_failed("key");
   note_failure(co_await stores.publish("key:" + hash), "publish");
