@@ -309,24 +309,30 @@ std::string json_quote(std::string_view s) {
   return json::serialize(json::string_view(s.data(), s.size()));
 }
 
-std::string rewrite_model(std::string_view body, const InferenceRequest& info,
-                          std::string_view upstream_model) {
-  const std::string quoted = json_quote(upstream_model);
-  std::string out;
-  if (!info.has_model) {
+std::string rewrite_model(std::string_view body, const InferenceRequest& info, std::string_view upstream_model,
+                          const Splice* extra) {
+  Splice model;
+  if (info.has_model) {
+    model = {info.model_begin, info.model_end, json_quote(upstream_model)};
+  } else {
     const std::size_t after = info.object_begin + 1;
     const auto next = body.find_first_not_of(" \t\r\n", after);
     const bool empty_object = next != std::string_view::npos && body[next] == '}';
-    out.reserve(body.size() + quoted.size() + 10);
-    out.append(body.substr(0, after)).append("\"model\":").append(quoted);
-    if (!empty_object) out.push_back(',');
-    out.append(body.substr(after));
-    return out;
+    const bool followed = !empty_object || (extra && extra->begin == after);
+    model = {after, after, "\"model\":" + json_quote(upstream_model) + (followed ? "," : "")};
   }
-  out.reserve(body.size() - (info.model_end - info.model_begin) + quoted.size());
-  out.append(body.substr(0, info.model_begin));
-  out.append(quoted);
-  out.append(body.substr(info.model_end));
+  const Splice* first = &model;
+  const Splice* second = extra;
+  if (second && second->begin < first->begin) std::swap(first, second);
+  std::string out;
+  out.reserve(body.size() + model.text.size() + (extra ? extra->text.size() : 0));
+  std::size_t at = 0;
+  for (const Splice* s : {first, second}) {
+    if (!s) continue;
+    out.append(body.substr(at, s->begin - at)).append(s->text);
+    at = s->end;
+  }
+  out.append(body.substr(at));
   return out;
 }
 

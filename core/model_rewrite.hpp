@@ -5,6 +5,7 @@
 // model value is then replaced by splicing bytes, so everything else reaches the upstream exactly
 // as the client sent it: key order, number formatting, unicode escapes. Keys are compared after
 // decoding their escapes ("mod\u0065l" is "model"), in both passes, so no spelling needs a DOM.
+#include "core/json_scan.hpp"
 #include "core/result.hpp"
 
 #include <cstddef>
@@ -31,9 +32,10 @@ struct InferenceRequest {
 Result<InferenceRequest> inspect_inference_body(std::string_view body);
 
 // The body with the top-level model replaced by upstream_model (JSON-escaped); when the body had
-// no model, `"model":...` is inserted as its first member.
-std::string rewrite_model(std::string_view body, const InferenceRequest& info,
-                          std::string_view upstream_model);
+// no model, `"model":...` is inserted as its first member. `extra` (not overlapping the model
+// value) is applied in the same pass: the stream_options edit of core::ensure_stream_usage.
+std::string rewrite_model(std::string_view body, const InferenceRequest& info, std::string_view upstream_model,
+                          const Splice* extra = nullptr);
 
 // JSON string literal (with quotes) for s.
 std::string json_quote(std::string_view s);

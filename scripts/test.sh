@@ -26,8 +26,8 @@ bash scripts/build.sh build
 stage "tests (unit, integration, e2e)"
 (cd build && ctest --output-on-failure -j"$(nproc)" --timeout 600)
 
-stage "fuzz (clang + libFuzzer, ${LLMGW_FUZZ_SECONDS:-20} s per target)"
-bash scripts/fuzz.sh "${LLMGW_FUZZ_SECONDS:-20}"
+stage "fuzz (clang + libFuzzer, ${LLMGW_FUZZ_SECONDS:-15} s per target)"
+bash scripts/fuzz.sh "${LLMGW_FUZZ_SECONDS:-15}"
 
 if [ -z "${LLMGW_SKIP_SANITIZE:-}" ]; then
   stage "build (ASan+UBSan)"

@@ -5,6 +5,7 @@
 #include "core/http1.hpp"
 #include "core/http1_body.hpp"
 #include "core/model_rewrite.hpp"
+#include "core/usage.hpp"
 
 #include <cstdint>
 #include <cstdlib>
@@ -102,6 +103,44 @@ inline void inference_body(std::string_view in) {
   require(std::string_view(out).substr(out.size() - (in.size() - info->model_end)) == in.substr(info->model_end));
   auto again = core::inspect_inference_body(out);
   require(again && again->model == "up/model\"x" && again->stream == info->stream);
+}
+
+struct Scanned {
+  std::string out;
+  core::Usage usage;
+  std::string error;
+};
+
+inline Scanned scan_usage(std::string_view in, core::UsageFormat f, bool drop, std::size_t step) {
+  core::UsageScanner s(f, drop);
+  Scanned r;
+  for (std::size_t i = 0; i < in.size(); i += step)
+    s.process(in.substr(i, step), [&](std::string_view b) { r.out.append(b); });
+  s.finish([&](std::string_view b) { r.out.append(b); });
+  r.usage = s.usage();
+  r.error = s.stream_error();
+  return r;
+}
+
+// Usage scanning: what is forwarded and what is read do not depend on how reads split the body;
+// without dropping, every byte is forwarded unchanged; with dropping, the output is the input
+// with whole events removed (never longer, never reordered).
+inline void usage_stream(std::string_view in) {
+  using F = core::UsageFormat;
+  for (F f : {F::openai_stream, F::openai_body, F::responses_stream, F::anthropic_stream, F::anthropic_body}) {
+    for (bool drop : {false, true}) {
+      const Scanned whole = scan_usage(in, f, drop, in.size() + 1);
+      const bool drops = drop && f == F::openai_stream;
+      if (!drops) require(whole.out == in);
+      require(whole.out.size() <= in.size());
+      for (std::size_t step : {std::size_t(1), std::size_t(7)}) {
+        const Scanned split = scan_usage(in, f, drop, step);
+        require(split.out == whole.out && split.usage.seen == whole.usage.seen &&
+                split.usage.prompt_tokens == whole.usage.prompt_tokens &&
+                split.usage.completion_tokens == whole.usage.completion_tokens && split.error == whole.error);
+      }
+    }
+  }
 }
 
 }  // namespace fuzz

@@ -18,6 +18,8 @@ std::vector<std::string> seeds() {
       "A \r\n0123456789\r\n00\r\n\r\n",
       R"({"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi \u00e9"}]})",
       R"({"mod\u0065l" : "a","temperature":0.7,"seed":12345678901234567890,"x":[{"model":1}]})",
+      "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n",
+      "event: message_delta\ndata: {\"usage\":{\"output_tokens\":9}}\r\n\r\nevent: error\ndata: {}\n\n",
   };
 }
 
@@ -59,12 +61,14 @@ TEST_CASE("fuzz properties hold for random mutations of the seeds") {
     fuzz::http1_heads(s);
     fuzz::chunked_body(s);
     fuzz::inference_body(s);
+    fuzz::usage_stream(s);
   }
   for (int i = 0; i < 20000; ++i) {
     const std::string input = mutate(pool, rng);
     fuzz::http1_heads(input);
     fuzz::chunked_body(input);
     fuzz::inference_body(input);
+    if (i % 4 == 0) fuzz::usage_stream(input);
   }
   SUCCEED();
 }

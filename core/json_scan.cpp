@@ -1,0 +1,192 @@
+#include "core/json_scan.hpp"
+
+namespace core {
+namespace {
+
+bool is_ws(char c) noexcept {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+// Position just after the JSON string starting at s[i] == '"'.
+std::size_t skip_string(std::string_view s, std::size_t i) noexcept {
+  for (++i; i < s.size(); ++i) {
+    if (s[i] == '\\')
+      ++i;
+    else if (s[i] == '"')
+      return i + 1;
+  }
+  return s.size();
+}
+
+// Position just after the value starting at s[i].
+std::size_t skip_value(std::string_view s, std::size_t i) noexcept {
+  if (i >= s.size()) return s.size();
+  if (s[i] == '"') return skip_string(s, i);
+  if (s[i] == '{' || s[i] == '[') {
+    int depth = 0;
+    for (; i < s.size(); ++i) {
+      const char c = s[i];
+      if (c == '"') {
+        i = skip_string(s, i) - 1;
+      } else if (c == '{' || c == '[') {
+        ++depth;
+      } else if (c == '}' || c == ']') {
+        if (--depth == 0) return i + 1;
+      }
+    }
+    return s.size();
+  }
+  while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && !is_ws(s[i])) ++i;
+  return i;
+}
+
+int hex(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Does the string literal (quotes included) decode to `want` (ASCII)?
+bool key_equals(std::string_view lit, std::string_view want) noexcept {
+  std::size_t w = 0;
+  for (std::size_t i = 1; i + 1 < lit.size(); ++i) {
+    char c = lit[i];
+    if (c == '\\') {
+      if (++i + 1 >= lit.size()) return false;
+      if (lit[i] == 'u') {
+        if (i + 4 >= lit.size()) return false;
+        int v = 0;
+        for (int k = 1; k <= 4; ++k) {
+          const int d = hex(lit[i + k]);
+          if (d < 0) return false;
+          v = v * 16 + d;
+        }
+        if (v >= 0x80) return false;
+        c = static_cast<char>(v);
+        i += 4;
+      } else if (lit[i] == '"' || lit[i] == '\\' || lit[i] == '/') {
+        c = lit[i];
+      } else {
+        return false;
+      }
+    }
+    if (w >= want.size() || want[w++] != c) return false;
+  }
+  return w == want.size();
+}
+
+}  // namespace
+
+void TopLevelMember::start_value(char c) noexcept {
+  want_ = Value::capturing;
+  value_depth_ = depth_;
+  scalar_ = c != '{' && c != '[' && c != '"';
+  value_.clear();
+}
+
+void TopLevelMember::feed(std::string_view bytes) noexcept {
+  for (char c : bytes) {
+    if (done_ || gave_up_) return;
+    if (want_ == Value::await_value && !is_ws(c)) start_value(c);
+    if (want_ == Value::capturing) {
+      if (value_.size() >= max_) {
+        gave_up_ = true;
+        return;
+      }
+      value_.push_back(c);
+    }
+    if (in_string_) {
+      if (escape_) {
+        escape_ = false;
+        key_ok_ = key_ok_ && !in_key_;  // an escaped key is not one we look for
+      } else if (c == '\\') {
+        escape_ = true;
+      } else if (c == '"') {
+        in_string_ = false;
+        if (in_key_) {
+          in_key_ = false;
+          want_ = key_ok_ && key_len_ == key_.size() ? Value::await_colon : Value::none;
+        } else if (want_ == Value::capturing && depth_ == value_depth_) {
+          done_ = true;  // a string value ended
+        }
+      } else if (in_key_) {
+        key_ok_ = key_ok_ && key_len_ < key_.size() && key_[key_len_] == c;
+        ++key_len_;
+      }
+      continue;
+    }
+    const bool scalar_ends = want_ == Value::capturing && scalar_ && depth_ == value_depth_ &&
+                             (c == ',' || c == '}' || c == ']' || is_ws(c));
+    if (scalar_ends) {
+      value_.pop_back();
+      done_ = true;
+      return;
+    }
+    switch (c) {
+      case '"':
+        in_string_ = true;
+        if (depth_ == 1 && expect_key_) {
+          in_key_ = true;
+          key_ok_ = true;
+          key_len_ = 0;
+          expect_key_ = false;
+        }
+        break;
+      case '{':
+      case '[':
+        ++depth_;
+        expect_key_ = c == '{' && depth_ == 1;
+        break;
+      case '}':
+      case ']':
+        --depth_;
+        if (want_ == Value::capturing && depth_ == value_depth_) done_ = true;
+        break;
+      case ',':
+        if (depth_ == 1) expect_key_ = true;
+        break;
+      case ':':
+        if (want_ == Value::await_colon) want_ = Value::await_value;
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+Range locate_member(std::string_view s, std::string_view key) noexcept {
+  int depth = 0;
+  bool expect_key = false;
+  for (std::size_t i = 0; i < s.size();) {
+    const char c = s[i];
+    if (c == '"') {
+      const std::size_t close = skip_string(s, i);
+      if (depth == 1 && expect_key) {
+        const bool match = key_equals(s.substr(i, close - i), key);
+        std::size_t j = close;
+        while (j < s.size() && (is_ws(s[j]) || s[j] == ':')) ++j;
+        if (match) return Range{j, skip_value(s, j)};
+        expect_key = false;
+        i = skip_value(s, j);
+        continue;
+      }
+      i = close;
+      continue;
+    }
+    if (c == '{') {
+      ++depth;
+      expect_key = depth == 1;
+    } else if (c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    } else if (c == ',' && depth == 1) {
+      expect_key = true;
+    }
+    ++i;
+  }
+  return {};
+}
+
+}  // namespace core

@@ -1,0 +1,251 @@
+#include "core/model_rewrite.hpp"
+#include "core/sse.hpp"
+#include "core/usage.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <vector>
+
+using core::Usage;
+using core::UsageFormat;
+using core::UsageScanner;
+
+namespace {
+
+// Runs `body` through a scanner in reads of `step` bytes; returns what was forwarded.
+std::string run(UsageScanner& s, std::string_view body, std::size_t step) {
+  std::string out;
+  for (std::size_t i = 0; i < body.size(); i += step)
+    s.process(body.substr(i, step), [&](std::string_view b) { out.append(b); });
+  s.finish([&](std::string_view b) { out.append(b); });
+  return out;
+}
+
+const std::string kChunk1 =
+    R"(data: {"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hi"}}],"usage":null})"
+    "\n\n";
+const std::string kChunk2 =
+    R"(data: {"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null})"
+    "\n\n";
+const std::string kUsageChunk =
+    R"(data: {"id":"c1","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":4}}})"
+    "\n\n";
+const std::string kDone = "data: [DONE]\n\n";
+
+}  // namespace
+
+TEST_CASE("sse: events split at any byte, CRLF too, and oversized events are passed on in pieces") {
+  const std::string stream = "event: a\ndata: 1\n\nevent: b\r\ndata: two\r\n\r\ndata: 3\n\n";
+  for (std::size_t step : {std::size_t(1), std::size_t(3), std::size_t(100)}) {
+    core::SseSplitter sse;
+    std::vector<std::string> events, data;
+    for (std::size_t i = 0; i < stream.size(); i += step)
+      sse.feed(std::string_view(stream).substr(i, step), [&](const core::SseEvent& e) {
+        events.emplace_back(e.event);
+        data.emplace_back(e.data);
+      });
+    CHECK(events == std::vector<std::string>{"a", "b", ""});
+    CHECK(data == std::vector<std::string>{"1", "two", "3"});
+  }
+  core::SseSplitter small(10);
+  std::string seen;
+  int oversized = 0;
+  const std::string big = "data: " + std::string(50, 'x') + "\n\ndata: ok\n\n";
+  for (std::size_t i = 0; i < big.size(); i += 7)
+    small.feed(std::string_view(big).substr(i, 7), [&](const core::SseEvent& e) {
+      seen.append(e.bytes);
+      oversized += e.oversized ? 1 : 0;
+      if (!e.oversized) CHECK(e.data == "ok");
+    });
+  CHECK(seen == big);
+  CHECK(oversized >= 1);
+  CHECK(small.pending().empty());
+}
+
+TEST_CASE("json scan: a top-level member's value is captured across reads, nested look-alikes ignored") {
+  const std::string body =
+      R"({"id":"x","choices":[{"message":{"usage":"no"}}],"text":"\"usage\": {}","usage":{"prompt_tokens":7,"completion_tokens":2},"z":1})";
+  for (std::size_t step : {std::size_t(1), std::size_t(5), std::size_t(1000)}) {
+    core::TopLevelMember m("usage");
+    for (std::size_t i = 0; i < body.size(); i += step) m.feed(std::string_view(body).substr(i, step));
+    REQUIRE(m.found());
+    CHECK(m.value() == R"({"prompt_tokens":7,"completion_tokens":2})");
+  }
+  core::TopLevelMember scalar("n");
+  scalar.feed(R"({"n" : 42 ,"m":1})");
+  CHECK(scalar.value() == "42");
+  core::TopLevelMember bounded("usage", 8);
+  bounded.feed(R"({"usage":{"prompt_tokens":7}})");
+  CHECK_FALSE(bounded.found());
+  const auto r = core::locate_member(R"({"a":[1,{"b":2}], "stream_options" : {"include_usage":false}})", "stream_options");
+  REQUIRE(r.found());
+  CHECK(r.end - r.begin == std::string_view(R"({"include_usage":false})").size());
+}
+
+TEST_CASE("usage: OpenAI stream, the client asked: everything forwarded, usage read") {
+  const std::string stream = kChunk1 + kChunk2 + kUsageChunk + kDone;
+  for (std::size_t step : {std::size_t(1), std::size_t(17), std::size_t(4096)}) {
+    UsageScanner s(UsageFormat::openai_stream, false);
+    CHECK(run(s, stream, step) == stream);
+    CHECK(s.usage().seen);
+    CHECK(s.usage().prompt_tokens == 12);
+    CHECK(s.usage().completion_tokens == 3);
+    CHECK(s.usage().cached_tokens == 4);
+    CHECK(s.usage().total_tokens == 15);
+  }
+}
+
+TEST_CASE("usage: OpenAI stream, the client did not ask: exactly the usage chunk is dropped, split anywhere") {
+  const std::string stream = kChunk1 + kChunk2 + kUsageChunk + kDone;
+  for (std::size_t step = 1; step <= stream.size(); step += (step < 40 ? 1 : 37)) {
+    UsageScanner s(UsageFormat::openai_stream, true);
+    CHECK(run(s, stream, step) == kChunk1 + kChunk2 + kDone);
+    CHECK(s.usage().completion_tokens == 3);
+  }
+  // Usage on a chunk that also carries choices is not dropped (the client reads choices there).
+  const std::string final_with_usage =
+      R"(data: {"choices":[{"index":0,"delta":{}}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}})"
+      "\n\n";
+  UsageScanner s(UsageFormat::openai_stream, true);
+  CHECK(run(s, kChunk1 + final_with_usage + kDone, 5) == kChunk1 + final_with_usage + kDone);
+  CHECK(s.usage().total_tokens == 2);
+}
+
+TEST_CASE("usage: whole events are forwarded at once, only a split event waits") {
+  UsageScanner s(UsageFormat::openai_stream, true);
+  std::string out;
+  auto fwd = [&](std::string_view b) { out.append(b); };
+  s.process(kChunk1 + kChunk2.substr(0, 10), fwd);
+  CHECK(out == kChunk1);
+  s.process(kChunk2.substr(10), fwd);
+  CHECK(out == kChunk1 + kChunk2);
+}
+
+TEST_CASE("usage: OpenAI error chunk inside a 200 stream") {
+  UsageScanner s(UsageFormat::openai_stream, false);
+  run(s, kChunk1 + R"(data: {"error":{"message":"boom","type":"server_error"}})" "\n\n", 9);
+  CHECK(s.stream_error() == "server_error");
+}
+
+TEST_CASE("usage: bodies of every API") {
+  struct Case {
+    UsageFormat f;
+    std::string body;
+    std::int64_t prompt, completion, cached, creation, total;
+  };
+  const std::vector<Case> cases{
+      {UsageFormat::openai_body,
+       R"({"id":"x","choices":[{"message":{"content":"usage"}}],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":2}}})",
+       10, 5, 2, 0, 15},
+      {UsageFormat::openai_body, R"({"object":"list","data":[],"usage":{"prompt_tokens":8,"total_tokens":8}})", 8, 0, 0,
+       0, 8},
+      {UsageFormat::responses_body,
+       R"({"id":"resp_1","output":[],"usage":{"input_tokens":9,"input_tokens_details":{"cached_tokens":3},"output_tokens":4,"total_tokens":13}})",
+       9, 4, 3, 0, 13},
+      {UsageFormat::anthropic_body,
+       R"({"id":"msg_1","content":[],"usage":{"input_tokens":20,"cache_creation_input_tokens":5,"cache_read_input_tokens":7,"output_tokens":6}})",
+       20, 6, 7, 5, 38},
+  };
+  for (const auto& c : cases) {
+    UsageScanner s(c.f, true);
+    CHECK(run(s, c.body, 3) == c.body);  // bodies are never altered
+    REQUIRE(s.usage().seen);
+    CHECK(s.usage().prompt_tokens == c.prompt);
+    CHECK(s.usage().completion_tokens == c.completion);
+    CHECK(s.usage().cached_tokens == c.cached);
+    CHECK(s.usage().cache_creation_tokens == c.creation);
+    CHECK(s.usage().total_tokens == c.total);
+  }
+}
+
+TEST_CASE("usage: Anthropic stream, message_start plus the cumulative message_delta, not added twice") {
+  const std::string stream =
+      "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":25,"
+      "\"cache_read_input_tokens\":10,\"cache_creation_input_tokens\":0,\"output_tokens\":1}}}\n\n"
+      "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"usage\"}}\n\n"
+      "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{"
+      "\"output_tokens\":15}}\n\n"
+      "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+  for (std::size_t step : {std::size_t(1), std::size_t(64)}) {
+    UsageScanner s(UsageFormat::anthropic_stream, true);  // drop is for OpenAI streams only
+    CHECK(run(s, stream, step) == stream);
+    CHECK(s.usage().prompt_tokens == 25);
+    CHECK(s.usage().completion_tokens == 15);
+    CHECK(s.usage().cached_tokens == 10);
+    CHECK_FALSE(s.usage().cached_in_prompt);
+    CHECK(s.stream_error().empty());
+  }
+  UsageScanner err(UsageFormat::anthropic_stream, false);
+  run(err, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n", 4);
+  CHECK(err.stream_error() == "overloaded_error");
+}
+
+TEST_CASE("usage: Responses stream, response.completed carries the usage; failures are errors") {
+  const std::string stream =
+      "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"usage\":null}}\n\n"
+      "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"usage\"}\n\n"
+      "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"usage\":{"
+      "\"input_tokens\":11,\"input_tokens_details\":{\"cached_tokens\":0},\"output_tokens\":2,\"total_tokens\":13}}}\n\n";
+  UsageScanner s(UsageFormat::responses_stream, false);
+  CHECK(run(s, stream, 7) == stream);
+  CHECK(s.usage().prompt_tokens == 11);
+  CHECK(s.usage().total_tokens == 13);
+  UsageScanner failed(UsageFormat::responses_stream, false);
+  run(failed, "event: response.failed\ndata: {\"response\":{\"error\":{\"code\":\"server_error\"}}}\n\n", 100);
+  CHECK(failed.stream_error() == "server_error");
+}
+
+TEST_CASE("usage: formats by path, cost from prices (unknown price -> no cost)") {
+  CHECK(core::usage_format("/v1/chat/completions", true) == UsageFormat::openai_stream);
+  CHECK(core::usage_format("/v1/embeddings", false) == UsageFormat::openai_body);
+  CHECK(core::usage_format("/v1/responses", true) == UsageFormat::responses_stream);
+  CHECK(core::usage_format("/v1/messages", false) == UsageFormat::anthropic_body);
+  CHECK(core::usage_format("/v1/messages/count_tokens", false) == UsageFormat::none);
+
+  Usage u;
+  u.seen = true;
+  u.prompt_tokens = 1000;
+  u.cached_tokens = 400;
+  u.completion_tokens = 100;
+  const core::Pricing p{2.5, 10.0, 1.25};
+  CHECK(*core::cost_usd(u, p) == Approx((600 * 2.5 + 400 * 1.25 + 100 * 10.0) / 1e6));
+  CHECK(*core::cost_usd(u, {2.5, 10.0, std::nullopt}) == Approx((1000 * 2.5 + 100 * 10.0) / 1e6));
+  CHECK_FALSE(core::cost_usd(u, {2.5, std::nullopt, std::nullopt}));
+  u.cached_in_prompt = false;  // Anthropic: input_tokens excludes the cached part
+  u.cache_creation_tokens = 50;
+  CHECK(*core::cost_usd(u, p) == Approx((1000 * 2.5 + 400 * 1.25 + 50 * 2.5 + 100 * 10.0) / 1e6));
+  Usage none;
+  CHECK_FALSE(core::cost_usd(none, p));
+}
+
+TEST_CASE("usage: the request is made to ask for usage, in place, never with a duplicate key") {
+  struct Case {
+    std::string body, expected;
+    bool asked;
+  };
+  const std::vector<Case> cases{
+      {R"({"model":"m","stream":true})", R"({"stream_options":{"include_usage":true},"model":"up","stream":true})",
+       false},
+      {R"({"model":"m","stream":true,"stream_options":{}})",
+       R"({"model":"up","stream":true,"stream_options":{"include_usage":true}})", false},
+      {R"({"model":"m","stream":true,"stream_options":{"x":1}})",
+       R"({"model":"up","stream":true,"stream_options":{"include_usage":true,"x":1}})", false},
+      {R"({"model":"m","stream":true,"stream_options":{"include_usage":false}})",
+       R"({"model":"up","stream":true,"stream_options":{"include_usage":true}})", false},
+      {R"({"model":"m","stream":true,"stream_options":null})",
+       R"({"model":"up","stream":true,"stream_options":{"include_usage":true}})", false},
+      {R"({"model":"m","stream":true,"stream_options":{"include_usage":true}})",
+       R"({"model":"up","stream":true,"stream_options":{"include_usage":true}})", true},
+      {R"({"stream":true})", R"({"model":"up","stream_options":{"include_usage":true},"stream":true})", false},
+  };
+  for (const auto& c : cases) {
+    auto info = core::inspect_inference_body(c.body);
+    REQUIRE(info);
+    bool asked = true;
+    const auto splice = core::ensure_stream_usage(c.body, asked);
+    CHECK(asked == c.asked);
+    const std::string out = core::rewrite_model(c.body, *info, "up", splice ? &*splice : nullptr);
+    CHECK(out == c.expected);
+    CHECK(core::inspect_inference_body(out));
+  }
+}
