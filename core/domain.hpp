@@ -1,5 +1,6 @@
 #pragma once
 // Value types shared by storage, cache and the gateway. Plain data, no behaviour.
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,6 +49,12 @@ struct ProviderSecrets {
   HeaderList extra_headers;
 };
 
+// USD per million tokens. Unknown prices stay unset: the cost is then unknown (null), not 0.
+struct Pricing {
+  std::optional<double> input, output, cached_input;
+  bool empty() const noexcept { return !input && !output && !cached_input; }
+};
+
 enum class Strategy : unsigned char { priority, round_robin };
 std::string_view to_string(Strategy s) noexcept;
 std::optional<Strategy> parse_strategy(std::string_view s) noexcept;
@@ -60,6 +67,7 @@ struct ModelRoute {
   std::optional<std::string> provider_model_name;  // null -> the model's public name
   int priority = 0;                                // 0 first
   int weight = 1;                                  // round_robin share
+  Pricing pricing;                                 // overrides the model's, field by field
   std::string created_at;
   std::string updated_at;
 };
@@ -69,12 +77,14 @@ struct NewRoute {
   std::optional<std::string> provider_model_name;
   int priority = 0;
   int weight = 1;
+  Pricing pricing;
 };
 
 struct RoutePatch {
   std::optional<std::string> provider_id;
   std::optional<std::optional<std::string>> provider_model_name;
   std::optional<int> priority, weight;
+  std::optional<Pricing> pricing;  // replaces the route's prices ({} clears)
 };
 
 struct Model {
@@ -84,6 +94,7 @@ struct Model {
   std::string provider_id;
   std::optional<std::string> provider_model_name;
   Strategy strategy = Strategy::priority;
+  Pricing pricing;
   std::vector<ModelRoute> routes;  // priority, then creation order
   bool is_active = true;
   std::string created_at;
@@ -100,6 +111,7 @@ struct ModelPatch {
   std::optional<std::string> name, provider_id;  // provider_id / name: the first route's
   std::optional<std::optional<std::string>> provider_model_name;  // set to null allowed
   std::optional<Strategy> strategy;
+  std::optional<Pricing> pricing;  // replaces the model's prices ({} or null clears)
   std::optional<bool> is_active;
 };
 
@@ -143,6 +155,26 @@ struct RouteTarget {
   std::string api_version;     // empty: none
   int priority = 0;
   int weight = 1;
+  Pricing pricing;  // the route's own prices, else the model's
+};
+
+// One /v1 request of an authenticated key, as the request log stores it. Never a body.
+struct RequestLog {
+  std::string request_id;
+  std::string upstream_request_id;  // empty: none
+  std::string key_id;               // empty: none
+  std::string model, provider, upstream_model;
+  int status = 0;
+  std::string error_code;  // empty: none
+  std::int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0, cache_creation_tokens = 0,
+               total_tokens = 0;
+  std::optional<double> cost;  // USD; unknown price -> none
+  double latency_ms = 0;
+  std::optional<double> ttft_ms;
+  bool is_stream = false;
+  int attempts = 0;
+  std::string client_addr;
+  std::int64_t created_at_us = 0;  // microseconds since the Unix epoch (UTC)
 };
 
 // Where a Responses API object was created: which key may reach it, and the route it lives on.

@@ -10,6 +10,7 @@
 // (core::ensure_stream_usage) and the scanner drops the usage-only chunk again, so the client
 // receives the provider's stream minus exactly that chunk. Complete events pass through at once;
 // only an event split across reads waits for its end.
+#include "core/domain.hpp"
 #include "core/json_scan.hpp"
 #include "core/sse.hpp"
 
@@ -44,10 +45,6 @@ enum class UsageFormat : unsigned char {
 // Which format a response is in: from the API path and whether the response is an event stream.
 UsageFormat usage_format(std::string_view path, bool event_stream) noexcept;
 
-// Price per million tokens, USD. Unknown prices stay unset: the cost is then unknown (null), not 0.
-struct Pricing {
-  std::optional<double> input, output, cached_input;
-};
 // nullopt when input or output price is unknown (or usage was not seen). Cached input is charged
 // at cached_input when known, else at the input price; Anthropic cache writes at the input price.
 std::optional<double> cost_usd(const Usage& u, const Pricing& p) noexcept;
