@@ -8,6 +8,7 @@
 #include <boost/url/parse.hpp>
 
 #include <cctype>
+#include <cmath>
 
 namespace core {
 namespace {
@@ -215,6 +216,53 @@ Status check_model_field(const std::string& name, std::string_view param) {
   return ok();
 }
 
+Error bad_price(std::string_view detail) {
+  return Error{errc::invalid_request, fmt::format("'pricing' {}", detail), "pricing"};
+}
+
+// One price: absent or null -> unknown; else a finite number from 0 to kMaxPrice (a bound so a
+// cost computed from it stays finite).
+Result<std::optional<double>> parse_price(const json::object& o, std::string_view name) {
+  const auto it = o.find(name);
+  if (it == o.end() || it->value().is_null()) return std::optional<double>{};
+  const auto& v = it->value();
+  const double price = v.is_number() ? v.to_number<double>() : -1;
+  if (!v.is_number() || !std::isfinite(price) || price < 0 || price > kMaxPrice)
+    return bad_price(fmt::format("'{}' must be a number from 0 to {} (USD per million tokens) or null.", name,
+                                 kMaxPrice));
+  return std::optional<double>{price};
+}
+
+// {"input":..,"output":..,"cached_input":..}; null or {} -> every price unknown.
+Result<Pricing> parse_pricing(const json::value& v) {
+  Pricing out;
+  if (v.is_null()) return out;
+  if (!v.is_object()) return bad_price("must be an object with 'input', 'output' and 'cached_input', or null.");
+  const auto& o = v.as_object();
+  for (const auto& kv : o) {
+    const std::string_view key(kv.key().data(), kv.key().size());
+    if (key != "input" && key != "output" && key != "cached_input")
+      return bad_price(fmt::format("has an unknown field '{}'.", key));
+  }
+  std::optional<double>* const fields[] = {&out.input, &out.output, &out.cached_input};
+  const std::string_view names[] = {"input", "output", "cached_input"};
+  for (std::size_t i = 0; i < 3; ++i) {
+    auto price = parse_price(o, names[i]);
+    if (!price) return std::move(price).error();
+    *fields[i] = *price;
+  }
+  return out;
+}
+
+// Absent -> nullopt (leave alone); present -> the prices it sets (null / {} -> all unknown).
+Result<std::optional<Pricing>> optional_pricing(const Fields& f) {
+  const json::value* v = f.find("pricing");
+  if (!v) return std::optional<Pricing>{};
+  auto parsed = parse_pricing(*v);
+  if (!parsed) return std::move(parsed).error();
+  return std::optional<Pricing>{*parsed};
+}
+
 #define LLMGW_TRY(var, expr)                       \
   auto var##_r = (expr);                           \
   if (!var##_r) return std::move(var##_r).error(); \
@@ -244,12 +292,24 @@ json::object provider_object(const Provider& p) {
       {"updated_at", p.updated_at}};
 }
 
+json::value nullable(const std::optional<double>& d) {
+  return d ? json::value(*d) : json::value(nullptr);
+}
+
+// null when no price is known; otherwise every field, unknown ones as null.
+json::value pricing_value(const Pricing& p) {
+  if (p.empty()) return nullptr;
+  return json::object{
+      {"input", nullable(p.input)}, {"output", nullable(p.output)}, {"cached_input", nullable(p.cached_input)}};
+}
+
 json::object route_object(const ModelRoute& r) {
   return {{"id", r.id},
           {"provider_id", r.provider_id},
           {"provider_model_name", nullable(r.provider_model_name)},
           {"priority", r.priority},
           {"weight", r.weight},
+          {"pricing", pricing_value(r.pricing)},
           {"created_at", r.created_at},
           {"updated_at", r.updated_at}};
 }
@@ -262,6 +322,7 @@ json::object model_object(const Model& m) {
           {"provider_id", m.provider_id},
           {"provider_model_name", nullable(m.provider_model_name)},
           {"strategy", to_string(m.strategy)},
+          {"pricing", pricing_value(m.pricing)},
           {"routes", std::move(routes)},
           {"is_active", m.is_active},
           {"created_at", m.created_at},
@@ -356,12 +417,14 @@ Result<ProviderUpdate> parse_provider_update(std::string_view body) {
 Result<ModelCreate> parse_model_create(std::string_view body) {
   LLMGW_TRY(o, parse_object(body));
   Fields f(o);
-  if (auto s = f.only({"name", "provider_id", "provider_model_name", "strategy"}); !s) return std::move(s).error();
+  if (auto s = f.only({"name", "provider_id", "provider_model_name", "strategy", "pricing"}); !s)
+    return std::move(s).error();
   ModelCreate c;
   LLMGW_TRY(name, f.required_string("name"));
   LLMGW_TRY(pid, f.required_string("provider_id"));
   LLMGW_TRY(pmn, f.string_or_null("provider_model_name"));
   LLMGW_TRY(strategy, f.string("strategy"));
+  LLMGW_TRY(pricing, optional_pricing(f));
   if (auto s = check_model_field(name, "name"); !s) return std::move(s).error();
   if (auto s = check_uuid_field(pid, "provider_id"); !s) return std::move(s).error();
   if (pmn && *pmn)
@@ -375,13 +438,14 @@ Result<ModelCreate> parse_model_create(std::string_view body) {
   c.name = std::move(name);
   c.provider_id = std::move(pid);
   if (pmn) c.provider_model_name = std::move(*pmn);
+  c.pricing = pricing.value_or(Pricing{});
   return c;
 }
 
 Result<ModelPatch> parse_model_update(std::string_view body) {
   LLMGW_TRY(o, parse_object(body));
   Fields f(o);
-  if (auto s = f.only({"name", "provider_id", "provider_model_name", "is_active", "strategy"}); !s)
+  if (auto s = f.only({"name", "provider_id", "provider_model_name", "is_active", "strategy", "pricing"}); !s)
     return std::move(s).error();
   ModelPatch p;
   LLMGW_TRY(name, f.string("name"));
@@ -389,6 +453,7 @@ Result<ModelPatch> parse_model_update(std::string_view body) {
   LLMGW_TRY(pmn, f.string_or_null("provider_model_name"));
   LLMGW_TRY(active, f.boolean("is_active"));
   LLMGW_TRY(strategy, f.string("strategy"));
+  LLMGW_TRY(pricing, optional_pricing(f));
   if (name)
     if (auto s = check_model_field(*name, "name"); !s) return std::move(s).error();
   if (pid)
@@ -404,18 +469,21 @@ Result<ModelPatch> parse_model_update(std::string_view body) {
   p.provider_id = std::move(pid);
   p.provider_model_name = std::move(pmn);
   p.is_active = active;
+  p.pricing = pricing;
   return p;
 }
 
 Result<NewRoute> parse_route_create(std::string_view body) {
   LLMGW_TRY(o, parse_object(body));
   Fields f(o);
-  if (auto s = f.only({"provider_id", "provider_model_name", "priority", "weight"}); !s) return std::move(s).error();
+  if (auto s = f.only({"provider_id", "provider_model_name", "priority", "weight", "pricing"}); !s)
+    return std::move(s).error();
   NewRoute r;
   LLMGW_TRY(pid, f.required_string("provider_id"));
   LLMGW_TRY(pmn, f.string_or_null("provider_model_name"));
   LLMGW_TRY(priority, f.integer("priority", -1000000, 1000000));
   LLMGW_TRY(weight, f.integer("weight", 1, 1000000));
+  LLMGW_TRY(pricing, optional_pricing(f));
   if (auto s = check_uuid_field(pid, "provider_id"); !s) return std::move(s).error();
   if (pmn && *pmn)
     if (auto s = check_model_field(**pmn, "provider_model_name"); !s) return std::move(s).error();
@@ -423,18 +491,21 @@ Result<NewRoute> parse_route_create(std::string_view body) {
   if (pmn) r.provider_model_name = std::move(*pmn);
   r.priority = priority.value_or(0);
   r.weight = weight.value_or(1);
+  r.pricing = pricing.value_or(Pricing{});
   return r;
 }
 
 Result<RoutePatch> parse_route_update(std::string_view body) {
   LLMGW_TRY(o, parse_object(body));
   Fields f(o);
-  if (auto s = f.only({"provider_id", "provider_model_name", "priority", "weight"}); !s) return std::move(s).error();
+  if (auto s = f.only({"provider_id", "provider_model_name", "priority", "weight", "pricing"}); !s)
+    return std::move(s).error();
   RoutePatch p;
   LLMGW_TRY(pid, f.string("provider_id"));
   LLMGW_TRY(pmn, f.string_or_null("provider_model_name"));
   LLMGW_TRY(priority, f.integer("priority", -1000000, 1000000));
   LLMGW_TRY(weight, f.integer("weight", 1, 1000000));
+  LLMGW_TRY(pricing, optional_pricing(f));
   if (pid)
     if (auto s = check_uuid_field(*pid, "provider_id"); !s) return std::move(s).error();
   if (pmn && *pmn)
@@ -443,6 +514,7 @@ Result<RoutePatch> parse_route_update(std::string_view body) {
   p.provider_model_name = std::move(pmn);
   p.priority = priority;
   p.weight = weight;
+  p.pricing = pricing;
   return p;
 }
 

@@ -105,6 +105,7 @@ struct NewModel {
   std::string name, provider_id;
   std::optional<std::string> provider_model_name;
   Strategy strategy = Strategy::priority;
+  Pricing pricing;  // the model's; its first route starts without prices of its own
 };
 
 struct ModelPatch {

@@ -15,6 +15,7 @@
 #include "core/sse.hpp"
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -54,10 +55,12 @@ class UsageScanner {
   UsageScanner(UsageFormat format, bool drop_usage_chunk) noexcept;
 
   // Observes the next body bytes. Calls forward(std::string_view) with the bytes to send on now,
-  // in order: `in` itself unless the usage chunk is being dropped. Forwarded views stay valid until
-  // the next call.
+  // in order: `in` itself unless the usage chunk is being dropped. A forwarded view points into
+  // `in` or into the scanner, where it stays valid until release().
   template <class F>
   void process(std::string_view in, F&& forward);
+  // The forwarded bytes were written: what the scanner held for them can go.
+  void release() noexcept { held_out_.clear(); }
   // The body ended: whatever was held goes out.
   template <class F>
   void finish(F&& forward);
@@ -77,7 +80,7 @@ class UsageScanner {
   bool drop_;
   SseSplitter sse_;
   TopLevelMember body_usage_{"usage"};
-  std::string held_out_;  // a completed event that was held, forwarded from here
+  std::deque<std::string> held_out_;  // completed events that were held, forwarded from here
   Usage usage_;
   std::string stream_error_;
 };
@@ -91,7 +94,6 @@ std::optional<Splice> ensure_stream_usage(std::string_view body, bool& asked);
 
 template <class F>
 void UsageScanner::process(std::string_view in, F&& forward) {
-  held_out_.clear();
   switch (format_) {
     case UsageFormat::none:
       forward(in);
@@ -120,9 +122,7 @@ void UsageScanner::process(std::string_view in, F&& forward) {
     if (e.bytes.data() >= in_begin && e.bytes.data() + e.bytes.size() <= in_end) {
       forward(e.bytes);
     } else {  // it was held: copy it out, since the splitter reuses its buffer
-      const std::size_t at = held_out_.size();
-      held_out_.append(e.bytes);
-      forward(std::string_view(held_out_).substr(at));
+      forward(std::string_view(held_out_.emplace_back(e.bytes)));
     }
   });
 }
@@ -134,13 +134,9 @@ void UsageScanner::finish(F&& forward) {
     if (body_usage_.found()) read_usage(body_usage_.value());
     return;
   }
-  held_out_.clear();
   sse_.finish([&](const SseEvent& e) {
     on_event(e);
-    if (drop_ && !is_usage_only_chunk(e)) {
-      held_out_.assign(e.bytes);
-      forward(std::string_view(held_out_));
-    }
+    if (drop_ && !is_usage_only_chunk(e)) forward(std::string_view(held_out_.emplace_back(e.bytes)));
   });
 }
 

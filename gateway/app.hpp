@@ -21,6 +21,7 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 
 namespace gw {
@@ -34,6 +35,8 @@ struct Shared {
   net::ssl::context& tls;
   BodyBudget body_budget;
   std::atomic<std::size_t> connections{0};
+  // Where /v1 requests of authenticated keys are recorded (the batch log writer); may be empty.
+  std::function<void(core::RequestLog&&)> request_log;
   const std::size_t max_connections;  // MAX_CONNECTIONS, lowered to what the fd limit allows
   const Clock::time_point started = Clock::now();
 };

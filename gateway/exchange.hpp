@@ -1,12 +1,15 @@
 #pragma once
 // One request/response exchange within a client connection, as handlers see it.
 #include "core/route_table.hpp"
+#include "core/usage.hpp"
 #include "gateway/deadlines.hpp"
 #include "gateway/local_cache.hpp"
 #include "gateway/request.hpp"
 #include "gateway/response.hpp"
 #include "gateway/session_list.hpp"
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +47,11 @@ struct Exchange {
   };
   std::vector<Attempt> attempts;
   const core::RouteTarget* served = nullptr;  // the route that answered (valid during the handler)
+  bool stream = false;                        // the request asked for a stream
+  core::Usage usage;                          // read from the response as it passed
+  std::optional<double> cost;                 // USD, when the route's prices are known
+  Clock::time_point first_body_at{};          // the first body byte went to the client
+  std::chrono::system_clock::time_point received_at = std::chrono::system_clock::now();
 
   Response fail(const core::Error& e) const { return error_response(flavor, e); }
 };

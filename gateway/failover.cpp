@@ -58,6 +58,7 @@ class AttemptHooks final : public RelayHooks {
   void on_data(std::string_view data) override {
     if (observer_) observer_->on_data(data);
   }
+  core::UsageScanner* body_scanner() override { return observer_ ? observer_->body_scanner() : nullptr; }
   std::optional<core::RoutingClock::duration> retry_after() const { return retry_after_; }
 
  private:
@@ -110,7 +111,7 @@ net::awaitable<Response> forward(App& app, Exchange& ex, const ModelEntry& model
       last_error = secrets.error().code == errc::not_found ? errc::upstream_unavailable : secrets.error().code;
       continue;
     }
-    const std::string body = call.info ? core::rewrite_model(call.body, *call.info, e.route.upstream_model)
+    const std::string body = call.info ? core::rewrite_model(call.body, *call.info, e.route.upstream_model, call.edit)
                                        : std::string(call.body);
     const UpstreamRequest up{call.method, upstream_head(ex, e, **secrets, call, body.size()), body};
 
@@ -172,6 +173,7 @@ net::awaitable<Response> forward(App& app, Exchange& ex, const ModelEntry& model
     ex.provider = e.route.provider_name;
     ex.upstream_model = e.route.upstream_model;
     ex.served = &e.route;
+    ex.first_body_at = r.first_body_at;
     ex.responded = true;
     ex.status = r.status;
     ex.keep_alive = r.complete && r.client_keep_alive;

@@ -20,6 +20,7 @@ struct ProxyCall {
   std::string_view method = "POST";
   std::string_view path_suffix;                  // after the base URL's path, query included
   const core::InferenceRequest* info = nullptr;  // set: the body's model is rewritten per route
+  const core::Splice* edit = nullptr;            // another body edit (stream_options), same pass
   std::string_view body;
   RelayHooks* observer = nullptr;  // sees the body of the answer that goes to the client
 };

@@ -1,6 +1,7 @@
 // /v1 in OpenAI's shape: chat/completions, completions, embeddings, responses (and the Responses
 // API by id), models. The key was authenticated from the headers before the body was read
 // (gateway/server.cpp); routing and failover are gateway/failover.cpp's.
+#include "core/ascii.hpp"
 #include "core/cache_codec.hpp"
 #include "core/keys.hpp"
 #include "core/log.hpp"
@@ -28,12 +29,38 @@ core::Error model_not_allowed(std::string_view model) {
   return {errc::model_not_allowed, "This key may not use the model `" + std::string(model) + "`.", "model"};
 }
 
-// Remembers the id of a Responses API object as it streams past.
-class ResponseIdObserver final : public RelayHooks {
+// Watches the answer that goes to the client: its usage (and, for an OpenAI stream whose client
+// did not ask for usage, drops the usage chunk the gateway asked for), and the id of a Responses
+// API object.
+class AnswerObserver final : public RelayHooks {
  public:
-  void on_data(std::string_view data) override { scanner.feed(data); }
-  core::FirstIdScanner scanner;
+  AnswerObserver(std::string_view path, bool drop_usage_chunk) : path_(path), drop_(drop_usage_chunk) {}
+  bool on_head(const core::http1::ResponseHead& head) override {
+    const bool sse = core::istarts_with(head.get("content-type"), "text/event-stream");
+    usage_.emplace(core::usage_format(path_, sse), drop_ && sse);
+    return true;
+  }
+  void on_data(std::string_view data) override {
+    if (path_ == "/v1/responses") ids.feed(data);
+  }
+  core::UsageScanner* body_scanner() override { return usage_ ? &*usage_ : nullptr; }
+  const core::UsageScanner* usage() const { return usage_ ? &*usage_ : nullptr; }
+  core::FirstIdScanner ids;
+
+ private:
+  std::string_view path_;
+  bool drop_;
+  std::optional<core::UsageScanner> usage_;
 };
+
+// What the answer told about usage, into the exchange (for the log line, the request log, metrics).
+void account(Exchange& ex, const AnswerObserver& answer) {
+  const auto* scanner = answer.usage();
+  if (!scanner) return;
+  ex.usage = scanner->usage();
+  if (!scanner->stream_error().empty() && ex.error.empty()) ex.error = scanner->stream_error();
+  if (ex.served) ex.cost = core::cost_usd(ex.usage, ex.served->pricing);
+}
 
 net::awaitable<void> remember_response(App& app, std::string id, core::ResponseHome home) {
   const auto ttl = std::chrono::duration_cast<std::chrono::seconds>(app.cfg.responses_ttl);
@@ -74,17 +101,27 @@ net::awaitable<Response> v1_proxy(App& app, Exchange& ex) {
   const auto attempts = choose_attempts(app, *entry, Api::openai);
   if (attempts.empty()) co_return ex.fail({errc::upstream_unavailable, "No usable route for this model."});
 
-  const bool responses_api = ex.req.path() == "/v1/responses";
-  ResponseIdObserver ids;
+  const std::string_view path = ex.req.path();
+  const bool responses_api = path == "/v1/responses";
+  ex.stream = info->stream;
+  // Usage is always captured: a stream whose client did not ask for it is made to ask, and the
+  // usage chunk is dropped again on the way back.
+  bool asked = true;
+  std::optional<core::Splice> ask_usage;
+  if (info->stream && (path == "/v1/chat/completions" || path == "/v1/completions"))
+    ask_usage = core::ensure_stream_usage(ex.req.body(), asked);
+  AnswerObserver answer(path, !asked);
   const ProxyCall call{.api = Api::openai,
                        .path_suffix = ex.req.target().substr(3),  // "/v1/chat/completions?x" -> "/chat/..."
                        .info = &*info,
+                       .edit = ask_usage ? &*ask_usage : nullptr,
                        .body = ex.req.body(),
-                       .observer = responses_api ? &ids : nullptr};
+                       .observer = &answer};
   Response res = co_await forward(app, ex, *entry, attempts, call);
-  if (responses_api && ex.served && ex.status >= 200 && ex.status < 300 && ids.scanner.found() && ex.key) {
+  account(ex, answer);
+  if (responses_api && ex.served && ex.status >= 200 && ex.status < 300 && answer.ids.found() && ex.key) {
     core::ResponseHome home{ex.key->id, *ex.served};
-    net::co_spawn(app.ioc, remember_response(app, ids.scanner.id(), std::move(home)), net::detached);
+    net::co_spawn(app.ioc, remember_response(app, answer.ids.id(), std::move(home)), net::detached);
   }
   co_return res;
 }
@@ -123,11 +160,16 @@ net::awaitable<Response> v1_messages(App& app, Exchange& ex) {
                            "` is not served by an Anthropic provider, so /v1/messages cannot reach it; use "
                            "/v1/chat/completions for it.",
                        "model"});
+  ex.stream = info->stream;
+  AnswerObserver answer(ex.req.path(), false);
   const ProxyCall call{.api = Api::anthropic,
                        .path_suffix = ex.req.target().substr(3),  // "/messages", "/messages/count_tokens"
                        .info = &*info,
-                       .body = ex.req.body()};
-  co_return co_await forward(app, ex, *entry, attempts, call);
+                       .body = ex.req.body(),
+                       .observer = &answer};
+  Response res = co_await forward(app, ex, *entry, attempts, call);
+  account(ex, answer);
+  co_return res;
 }
 
 net::awaitable<Response> v1_list_models(App& app, Exchange& ex) {

@@ -29,39 +29,50 @@ bool is_eof(const error_code& ec) {
   return ec == net::error::eof || ec == net::ssl::error::stream_truncated;
 }
 
-// Up to one write's worth of buffers: head, then per body piece its chunk framing, then the last
-// chunk. Size lines live here so the buffers stay valid until the write completes.
+// Up to one write's worth of buffers: the head, then the body data collected since the last write
+// (adjacent spans merged), framed when the write is built, then the last chunk.
 class OutBuffers {
  public:
-  static constexpr std::size_t kMaxPieces = 16;
+  static constexpr std::size_t kMaxSpans = 32;
 
-  bool full() const noexcept { return pieces_ == kMaxPieces; }
-  bool empty() const noexcept { return count_ == 0; }
+  bool full() const noexcept { return spans_ + 4 > kMaxSpans; }  // room for one more decoded piece
+  bool has_data() const noexcept { return spans_ > 0; }
+  void add_data(std::string_view data) noexcept {
+    if (data.empty()) return;
+    if (spans_ > 0 && data_[spans_ - 1].data() + data_[spans_ - 1].size() == data.data()) {
+      data_[spans_ - 1] = {data_[spans_ - 1].data(), data_[spans_ - 1].size() + data.size()};
+      return;
+    }
+    data_[spans_++] = data;
+  }
+  // The buffers of one write: `head` (may be empty), the data framed as one chunk when chunked,
+  // and the last chunk when `last`.
+  std::span<const net::const_buffer> build(std::string_view head, bool chunked, bool last) noexcept {
+    count_ = 0;
+    add(head);
+    std::size_t total = 0;
+    for (std::size_t i = 0; i < spans_; ++i) total += data_[i].size();
+    if (chunked && total > 0) {
+      auto r = std::to_chars(size_line_, size_line_ + 18, total, 16);
+      *r.ptr++ = '\r';
+      *r.ptr++ = '\n';
+      add({size_line_, static_cast<std::size_t>(r.ptr - size_line_)});
+    }
+    for (std::size_t i = 0; i < spans_; ++i) add(data_[i]);
+    if (chunked && total > 0) add("\r\n");
+    if (chunked && last) add("0\r\n\r\n");
+    return {bufs_.data(), count_};
+  }
+  void clear() noexcept { spans_ = 0; }
+
+ private:
   void add(std::string_view s) noexcept {
     if (!s.empty()) bufs_[count_++] = net::buffer(s.data(), s.size());
   }
-  void add_body(std::string_view data, bool chunked) noexcept {
-    if (data.empty()) return;
-    if (chunked) {
-      char* line = size_lines_[pieces_];
-      auto r = std::to_chars(line, line + 18, data.size(), 16);
-      *r.ptr++ = '\r';
-      *r.ptr++ = '\n';
-      add({line, static_cast<std::size_t>(r.ptr - line)});
-      add(data);
-      add("\r\n");
-    } else {
-      add(data);
-    }
-    ++pieces_;
-  }
-  std::span<const net::const_buffer> view() const noexcept { return {bufs_.data(), count_}; }
-  void clear() noexcept { count_ = pieces_ = 0; }
-
- private:
-  std::array<net::const_buffer, 2 + 3 * kMaxPieces> bufs_;
-  char size_lines_[kMaxPieces][20];
-  std::size_t count_ = 0, pieces_ = 0;
+  std::array<std::string_view, kMaxSpans> data_;
+  std::array<net::const_buffer, kMaxSpans + 4> bufs_;
+  char size_line_[20];
+  std::size_t spans_ = 0, count_ = 0;
 };
 
 // Why an upstream operation failed, as the client would be told.
@@ -196,8 +207,10 @@ net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const Upstr
   }
 
   // 2. The client's head: status and reason as the upstream sent them, allowed fields, our framing.
-  const auto plan =
-      h1::plan_relay(head, {.version_minor = client.version_minor, .keep_alive = client.keep_alive});
+  core::UsageScanner* scanner = hooks ? hooks->body_scanner() : nullptr;
+  const auto plan = h1::plan_relay(head, {.version_minor = client.version_minor,
+                                          .keep_alive = client.keep_alive,
+                                          .body_may_change = scanner && scanner->filtering()});
   std::vector<h1::Field> extra(client.extra.begin(), client.extra.end());
   extra.push_back({"X-Request-Id", client.request_id});
   if (!r.upstream_request_id.empty()) extra.push_back({"X-Upstream-Request-Id", r.upstream_request_id});
@@ -220,34 +233,40 @@ net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const Upstr
   body.reset(head.framing, head.content_length);
   const bool chunked = plan.framing == h1::Framing::chunked;
   OutBuffers out;
+  auto forward = [&](std::string_view data) { out.add_data(data); };
   bool head_sent = false, upstream_eof = false;
   for (;;) {
     out.clear();
-    if (!head_sent) out.add(client_head);
+    if (scanner) scanner->release();  // the previous write is done with what it held
     std::size_t used = 0;  // decoded bytes of `in`, consumed once the write is done
     while (used < in.size() && !body.done() && !body.failed() && !out.full()) {
       const auto step = body.next(in.data().substr(used));
       used += step.consumed;
-      if (!step.data.empty() && hooks) hooks->on_data(step.data);
-      out.add_body(step.data, chunked);
+      if (step.data.empty()) continue;
+      if (hooks) hooks->on_data(step.data);
+      if (scanner)
+        scanner->process(step.data, forward);
+      else
+        out.add_data(step.data);
     }
     if (body.failed()) {  // broken framing (an endless chunk extension, say)
       if (!head_sent) r.error = errc::upstream_protocol;
-      r.responded = head_sent;
       co_return r;  // after the head: the client connection is cut without a last chunk
     }
     const bool done = body.done();
-    if (done && chunked) out.add("0\r\n\r\n");
-    if (!out.empty()) {
+    if (done && scanner) scanner->finish(forward);
+    if (!head_sent || out.has_data() || (done && chunked)) {
+      const bool with_data = out.has_data();
+      const auto buffers = out.build(head_sent ? std::string_view{} : std::string_view(client_head), chunked, done);
       client.deadline.expires_after(to_steady(cfg.upstream_idle_timeout));
       if (client.deadline.expired()) co_return r;
-      auto [xec, xn] = co_await net::async_write(client.socket, out.view(), use_tuple);
+      auto [xec, xn] = co_await net::async_write(client.socket, buffers, use_tuple);
       if (xec) {
         r.client_gone = true;
-        r.responded = head_sent;
         co_return r;
       }
       head_sent = r.responded = true;
+      if (with_data && r.first_body_at == Clock::time_point{}) r.first_body_at = Clock::now();
     }
     in.consume(used);
     if (done) break;

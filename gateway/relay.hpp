@@ -6,6 +6,7 @@
 #include "core/config.hpp"
 #include "core/error.hpp"
 #include "core/http1.hpp"
+#include "core/usage.hpp"
 #include "gateway/deadlines.hpp"
 #include "gateway/session_list.hpp"
 #include "gateway/upstream_pool.hpp"
@@ -47,8 +48,11 @@ class RelayHooks {
   // A declined response is read and kept (status, forwarded headers, body) when its body is at
   // most this long, so it can still be given to the client if no other route does better.
   virtual std::size_t capture_declined() { return 0; }
-  // Each piece of body data, as it is forwarded.
+  // Each piece of body data as the upstream sent it (before any filter).
   virtual void on_data(std::string_view) {}
+  // Asked once the head is accepted: a scanner every body byte passes through on its way to the
+  // client (usage capture; when it filters, the client gets chunked framing).
+  virtual core::UsageScanner* body_scanner() { return nullptr; }
 };
 
 // A declined upstream answer, kept whole.
@@ -71,6 +75,7 @@ struct RelayResult {
   unsigned status = 0;
   std::string upstream_request_id;  // the provider's id, when it is a well-formed one
   Clock::duration head_latency{};   // request written -> final upstream head
+  Clock::time_point first_body_at{};  // the first body byte went to the client (epoch: never)
   std::optional<CapturedResponse> captured;  // a declined response, when kept
 };
 

@@ -206,6 +206,38 @@ core::Error body_error(BodyRead r) {
   }
 }
 
+double ms_between(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double, std::milli>(to - from).count();
+}
+
+// A /v1 request of an authenticated key, for the request log (PostgreSQL, in batches).
+core::RequestLog log_row(const Exchange& ex, Clock::time_point start, std::string_view remote) {
+  core::RequestLog row;
+  row.request_id = ex.request_id;
+  row.upstream_request_id = ex.upstream_request_id;
+  row.key_id = ex.key->id;
+  row.model = ex.model;
+  row.provider = ex.provider;
+  row.upstream_model = ex.upstream_model;
+  row.status = static_cast<int>(ex.status);
+  row.error_code = ex.error;
+  row.prompt_tokens = ex.usage.prompt_tokens;
+  row.completion_tokens = ex.usage.completion_tokens;
+  row.cached_tokens = ex.usage.cached_tokens;
+  row.cache_creation_tokens = ex.usage.cache_creation_tokens;
+  row.total_tokens = ex.usage.total_tokens;
+  row.cost = ex.cost;
+  const auto now = Clock::now();
+  row.latency_ms = ms_between(start, now);
+  if (ex.first_body_at != Clock::time_point{}) row.ttft_ms = ms_between(start, ex.first_body_at);
+  row.is_stream = ex.stream;
+  row.attempts = static_cast<int>(ex.attempts.size());
+  row.client_addr = remote;
+  row.created_at_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(ex.received_at.time_since_epoch()).count();
+  return row;
+}
+
 void log_request(const Request& req, const Exchange& ex, Clock::time_point start, std::string_view remote) {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
   boost::json::object f{{"method", req.method()},
@@ -229,6 +261,14 @@ void log_request(const Request& req, const Exchange& ex, Clock::time_point start
     f["attempts"] = std::move(attempts);
   }
   if (!ex.error.empty()) f["error"] = ex.error;
+  if (ex.usage.seen) {
+    f["prompt_tokens"] = ex.usage.prompt_tokens;
+    f["completion_tokens"] = ex.usage.completion_tokens;
+    f["total_tokens"] = ex.usage.total_tokens;
+    if (ex.usage.cached_tokens) f["cached_tokens"] = ex.usage.cached_tokens;
+  }
+  if (ex.cost) f["cost"] = *ex.cost;
+  if (ex.first_body_at != Clock::time_point{}) f["ttft_ms"] = ms_between(start, ex.first_body_at);
   core::log::info("request", std::move(f));
 }
 
@@ -350,6 +390,7 @@ net::awaitable<void> session(App& app, tcp::socket socket) {
         ex.keep_alive = false;
     }
     log_request(req, ex, start, remote);
+    if (ex.key && app.shared.request_log) app.shared.request_log(log_row(ex, start, remote));
     lease.release();
     req.release_body();
     c.in.shrink();

@@ -70,7 +70,11 @@ test('health through nginx', async () => {
 test('a stream through nginx arrives incrementally and byte-identical', async () => {
   const parts = ['data: {"a":"é', 'ü"}\n', '\n', 'data: {"b":1}\n\n', 'data: [DONE]\n\n'];
   const c = await connect(nginxPort);
-  await c.write(chat({ model: 'gpt-test', stream: true, messages: [], mock: { raw_chunks: parts, chunk_interval_ms: 250 } }));
+  // include_usage: the client asked for usage, so the gateway forwards every byte as it arrives.
+  // (Without it the gateway filters out the usage chunk it asked for, and an event split across
+  // writes, like the first one here, waits for its end.)
+  await c.write(chat({ model: 'gpt-test', stream: true, stream_options: { include_usage: true }, messages: [],
+    mock: { raw_chunks: parts, chunk_interval_ms: 250 } }));
   const r = await c.waitForResponse({ timeoutMs: 10_000 });
   c.destroy();
   assert.equal(r.statusCode, 200, r.text);
