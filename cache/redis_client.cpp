@@ -135,7 +135,10 @@ asio::awaitable<void> RedisClient::write_loop(std::shared_ptr<RedisClient> self,
 asio::awaitable<core::Result<std::vector<Reply>>> RedisClient::pipeline(
     std::vector<std::vector<std::string>> cmds) {
   auto self = shared_from_this();  // we touch members after resuming
-  if (!connected_) co_return unavailable("redis not connected");
+  if (!connected_) {
+    ++failures_;
+    co_return unavailable("redis not connected");
+  }
   if (cmds.empty()) co_return std::vector<Reply>{};
   if (pending_commands_ + cmds.size() > opts_.max_pending)
     co_return core::Error{core::errc::overloaded, "too many cache commands in flight"};
@@ -150,8 +153,13 @@ asio::awaitable<core::Result<std::vector<Reply>>> RedisClient::pipeline(
   write_signal_.cancel();
 
   co_await p->timer.async_wait(use_tuple);
-  if (p->error) co_return std::move(*p->error);
+  latency_.observe(std::chrono::duration<double>(steady_clock::now() - p->queued).count());
+  if (p->error) {
+    ++failures_;
+    co_return std::move(*p->error);
+  }
   if (p->replies.size() < p->expected) {
+    ++failures_;
     if (overdue()) drop_connection();
     co_return unavailable("redis command timed out");
   }

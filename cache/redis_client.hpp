@@ -4,6 +4,7 @@
 // Expected failures come back as core::Error, never as exceptions.
 #include "cache/redis_connection.hpp"
 #include "cache/redis_reply.hpp"
+#include "core/histogram.hpp"
 #include "core/result.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -41,6 +42,10 @@ class RedisClient : public std::enable_shared_from_this<RedisClient> {
   boost::asio::awaitable<core::Result<std::vector<Reply>>> pipeline(
       std::vector<std::vector<std::string>> cmds);
 
+  // For metrics (read on the client's executor): failed commands and command latency.
+  std::uint64_t failures() const noexcept { return failures_; }
+  const core::Histogram& latency() const noexcept { return latency_; }
+
   // Called on the executor after every successful (re)connect, e.g. to re-warm caches.
   void on_connected(std::function<void()> cb) { on_connected_ = std::move(cb); }
   // True once connected, false if `deadline` passes first (or the client is stopped).
@@ -69,6 +74,8 @@ class RedisClient : public std::enable_shared_from_this<RedisClient> {
   std::uint64_t generation_ = 0;  // bumped per connection so a stale writer knows to quit
   bool connected_ = false;
   bool started_ = false;
+  std::uint64_t failures_ = 0;
+  core::Histogram latency_;
   bool stopped_ = false;
 };
 

@@ -57,6 +57,11 @@ struct Config {
   int route_cooldown_failures = 3;
   Seconds route_cooldown_window{30};
   Seconds route_cooldown{30};
+  // GET /metrics: open when empty, else Bearer this token.
+  std::string metrics_token;
+  // Days of request logs kept in PostgreSQL (older daily partitions are dropped).
+  int log_retention_days = 30;
+
   // How long the gateway remembers where a Responses API object was created.
   Seconds responses_ttl{30 * 24 * 3600};
 

@@ -10,6 +10,7 @@
 #include "gateway/deadlines.hpp"
 #include "gateway/http.hpp"
 #include "gateway/local_cache.hpp"
+#include "gateway/metrics.hpp"
 #include "gateway/session_list.hpp"
 #include "gateway/upstream_pool.hpp"
 #include "storage/db.hpp"
@@ -37,6 +38,8 @@ struct Shared {
   std::atomic<std::size_t> connections{0};
   // Where /v1 requests of authenticated keys are recorded (the batch log writer); may be empty.
   std::function<void(core::RequestLog&&)> request_log;
+  // Extra /metrics samples from process-wide parts (log writer, database pool); may be empty.
+  std::function<void(std::string&)> render_metrics;
   const std::size_t max_connections;  // MAX_CONNECTIONS, lowered to what the fd limit allows
   const Clock::time_point started = Clock::now();
 };
@@ -70,6 +73,8 @@ struct App {
   UpstreamPool upstream;
   core::RouteHealth health;  // failover cooldowns, as this worker sees them
   core::RoundRobin rr;
+  Metrics metrics;
+  std::size_t in_flight = 0;  // proxied requests waiting for or streaming an upstream answer
   SessionList sessions;
   bool draining = false;
 

@@ -34,14 +34,22 @@ net::awaitable<core::Result<KeyPtr>> authenticate(App& app, std::string_view tok
   std::string hash = core::sha256_hex(token);
   if (const auto* hit = app.local.good_keys.find(hash)) {
     note_key_use(app, hash);
+    app.metrics.auth("local");
     co_return *hit;
   }
-  if (app.local.bad_keys.find(hash)) co_return core::Error{errc::invalid_api_key};
+  if (app.local.bad_keys.find(hash)) {
+    app.metrics.auth("rejected");
+    co_return core::Error{errc::invalid_api_key};
+  }
 
   auto cached = co_await app.stores.key_lookup(hash);
-  if (cached && cached->record) co_return remember(app, hash, std::move(*cached->record));
+  if (cached && cached->record) {
+    app.metrics.auth("redis");
+    co_return remember(app, hash, std::move(*cached->record));
+  }
   if (cached && cached->warm) {
     app.local.bad_keys.put(std::move(hash), true);  // Redis holds every key: this one does not exist
+    app.metrics.auth("rejected");
     co_return core::Error{errc::invalid_api_key};
   }
 
@@ -50,8 +58,10 @@ net::awaitable<core::Result<KeyPtr>> authenticate(App& app, std::string_view tok
   if (!found) co_return found.error();
   if (!*found) {
     app.local.bad_keys.put(std::move(hash), true);
+    app.metrics.auth("rejected");
     co_return core::Error{errc::invalid_api_key};
   }
+  app.metrics.auth("database");
   if (cached) (void)co_await app.stores.put_key(hash, **found);  // Redis answered but lacked it
   co_return remember(app, hash, std::move(**found));
 }

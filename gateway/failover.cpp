@@ -91,9 +91,25 @@ std::vector<std::size_t> choose_attempts(App& app, const ModelEntry& model, prov
   return core::plan_attempts(model.model, app.health, app.rr, core::RoutingClock::now(), usable);
 }
 
+static std::string_view error_reason(core::errc e) {
+  switch (e) {
+    case core::errc::upstream_timeout:
+      return "timeout";
+    case core::errc::upstream_protocol:
+      return "protocol";
+    default:
+      return "connect";
+  }
+}
+
 net::awaitable<Response> forward(App& app, Exchange& ex, const ModelEntry& model,
                                  std::span<const std::size_t> attempts, const ProxyCall& call) {
   ClientWatch watch(ex.client, ex.session);
+  struct InFlight {
+    std::size_t& n;
+    explicit InFlight(std::size_t& c) : n(++c) {}
+    ~InFlight() { --n; }
+  } in_flight(app.in_flight);
   std::optional<CapturedResponse> last_answer;  // the latest declined answer
   errc last_error = errc::upstream_unavailable;
   std::string attempts_header;
@@ -153,6 +169,7 @@ net::awaitable<Response> forward(App& app, Exchange& ex, const ModelEntry& model
     const auto now = core::RoutingClock::now();
     if (r.declined) {  // a retryable answer with other routes left: try the next one
       app.health.record_failure(e.route.route_id, now, hooks.retry_after());
+      app.metrics.upstream_error(e.route.provider_name, r.status == 429 ? "status_429" : "status_5xx", true);
       if (r.captured) {
         last_answer = std::move(r.captured);
         ex.provider = e.route.provider_name;
@@ -162,14 +179,17 @@ net::awaitable<Response> forward(App& app, Exchange& ex, const ModelEntry& model
     }
     if (!r.responded) {  // no answer at all: connect, TLS, timeout, broken head
       app.health.record_failure(e.route.route_id, now);
+      app.metrics.upstream_error(e.route.provider_name, error_reason(r.error), !last);
       attempt.error = core::to_string(r.error);
       last_error = r.error;
       continue;
     }
-    if (core::retryable_status(r.status))
+    if (core::retryable_status(r.status)) {
       app.health.record_failure(e.route.route_id, now, hooks.retry_after());
-    else
+      app.metrics.upstream_error(e.route.provider_name, r.status == 429 ? "status_429" : "status_5xx", false);
+    } else {
       app.health.record_success(e.route.route_id);
+    }
     ex.provider = e.route.provider_name;
     ex.upstream_model = e.route.upstream_model;
     ex.served = &e.route;

@@ -12,6 +12,9 @@ net::awaitable<Response> health_live(App&, Exchange&);
 net::awaitable<Response> health_ready(App&, Exchange&);
 net::awaitable<Response> health_info(App&, Exchange&);
 
+// metrics_handler.cpp
+net::awaitable<Response> metrics(App&, Exchange&);
+
 // admin_handlers.cpp
 net::awaitable<Response> admin_create_provider(App&, Exchange&);
 net::awaitable<Response> admin_list_providers(App&, Exchange&);

@@ -18,6 +18,7 @@ core::RouteTable<Endpoint> build_table() {
   open("GET", "/health/live", &health_live);
   open("GET", "/health/ready", &health_ready);
   open("GET", "/health", &health_info);
+  open("GET", "/metrics", &metrics);
 
   admin("POST", "/admin/providers", &admin_create_provider);
   admin("GET", "/admin/providers", &admin_list_providers);

@@ -238,6 +238,33 @@ core::RequestLog log_row(const Exchange& ex, Clock::time_point start, std::strin
   return row;
 }
 
+// The API a path belongs to: a bounded label for metrics.
+std::string_view api_of(std::string_view path) {
+  auto under = [&](std::string_view p) { return path == p || path.rfind(std::string(p) + "/", 0) == 0; };
+  if (path == "/v1/chat/completions") return "chat";
+  if (path == "/v1/completions") return "completions";
+  if (path == "/v1/embeddings") return "embeddings";
+  if (under("/v1/responses")) return "responses";
+  if (under("/v1/messages")) return "messages";
+  if (under("/v1/models")) return "models";
+  if (under("/admin")) return "admin";
+  if (under("/health")) return "health";
+  if (path == "/metrics") return "metrics";
+  return "other";
+}
+
+// Metrics of a finished request (labels: only a model that resolved to routes, never a raw name).
+void count_request(App& app, const Request& req, const Exchange& ex, Clock::time_point start) {
+  const auto end = Clock::now();
+  const std::string_view model = ex.served ? std::string_view(ex.model) : std::string_view{};
+  std::optional<double> ttft;
+  if (ex.first_body_at != Clock::time_point{})
+    ttft = std::chrono::duration<double>(ex.first_body_at - start).count();
+  app.metrics.request(api_of(req.path()), model, ex.provider, ex.status,
+                      std::chrono::duration<double>(end - start).count(), ttft);
+  if (ex.served) app.metrics.usage(model, ex.provider, ex.usage, ex.cost);
+}
+
 void log_request(const Request& req, const Exchange& ex, Clock::time_point start, std::string_view remote) {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
   boost::json::object f{{"method", req.method()},
@@ -352,6 +379,7 @@ net::awaitable<void> session(App& app, tcp::socket socket) {
       const bool sent = co_await write_response(app, c, *early, req.version_minor(), ex.keep_alive && !app.draining,
                                                 ex.request_id, req.is_head());
       log_request(req, ex, start, remote);
+      count_request(app, req, ex, start);
       if (!sent) break;
       if (!ex.keep_alive) {
         co_await lingering_close(c);
@@ -390,6 +418,7 @@ net::awaitable<void> session(App& app, tcp::socket socket) {
         ex.keep_alive = false;
     }
     log_request(req, ex, start, remote);
+    count_request(app, req, ex, start);
     if (ex.key && app.shared.request_log) app.shared.request_log(log_row(ex, start, remote));
     lease.release();
     req.release_body();

@@ -1,0 +1,147 @@
+#include "gateway/metrics.hpp"
+
+#include <fmt/format.h>
+
+namespace gw {
+namespace {
+
+std::string_view status_class(unsigned status) {
+  switch (status / 100) {
+    case 1:
+      return "1xx";
+    case 2:
+      return "2xx";
+    case 3:
+      return "3xx";
+    case 4:
+      return status == 499 ? "client_gone" : "4xx";
+    case 5:
+      return "5xx";
+    default:
+      return "other";
+  }
+}
+
+void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+template <class V>
+void samples(std::string& out, std::string_view name, const std::map<std::string, V>& series) {
+  for (const auto& [labels, v] : series) fmt::format_to(std::back_inserter(out), "{}{} {}\n", name, labels, v);
+}
+
+// A rendered label set plus one more label (for le="..."): "{a="x"}" -> "{a="x",le="0.5"}".
+std::string with_label(std::string_view labels, std::string_view name, std::string_view value) {
+  std::string extra = prometheus_labels({{name, value}});
+  if (labels.size() <= 2) return extra;
+  std::string out(labels.substr(0, labels.size() - 1));
+  out.push_back(',');
+  out.append(extra.substr(1));
+  return out;
+}
+
+}  // namespace
+
+std::string prometheus_labels(std::initializer_list<std::pair<std::string_view, std::string_view>> labels) {
+  std::string out = "{";
+  bool first = true;
+  for (const auto& [k, v] : labels) {
+    if (!first) out.push_back(',');
+    first = false;
+    out.append(k).append("=\"");
+    for (char c : v) {
+      if (c == '\\' || c == '"')
+        out.push_back('\\'), out.push_back(c);
+      else if (c == '\n')
+        out.append("\\n");
+      else
+        out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+
+void render_histogram(std::string& out, std::string_view name, std::string_view labels, const core::Histogram& h) {
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < core::kLatencyBuckets.size(); ++i) {
+    cumulative += h.counts[i];
+    fmt::format_to(std::back_inserter(out), "{}_bucket{} {}\n", name,
+                   with_label(labels, "le", fmt::format("{}", core::kLatencyBuckets[i])), cumulative);
+  }
+  fmt::format_to(std::back_inserter(out), "{}_bucket{} {}\n", name, with_label(labels, "le", "+Inf"), h.count);
+  fmt::format_to(std::back_inserter(out), "{}_sum{} {}\n{}_count{} {}\n", name, labels, h.sum, name, labels, h.count);
+}
+
+template <class V>
+V& Metrics::Family<V>::at(std::string labels) {
+  auto it = series.find(labels);
+  if (it != series.end()) return it->second;
+  if (series.size() >= kMaxSeries) return series[prometheus_labels({{"overflow", "other"}})];
+  return series[std::move(labels)];
+}
+
+void Metrics::request(std::string_view api, std::string_view model, std::string_view provider, unsigned status,
+                      double seconds, std::optional<double> ttft_seconds) {
+  ++requests_.at(prometheus_labels({{"api", api}, {"model", model}, {"provider", provider}, {"status", status_class(status)}}));
+  const std::string mp = prometheus_labels({{"api", api}, {"model", model}, {"provider", provider}});
+  duration_.at(mp).observe(seconds);
+  if (ttft_seconds) ttft_.at(mp).observe(*ttft_seconds);
+}
+
+void Metrics::usage(std::string_view model, std::string_view provider, const core::Usage& u,
+                    std::optional<double> cost) {
+  if (!u.seen) return;
+  auto add = [&](std::string_view type, std::int64_t n) {
+    if (n > 0) tokens_.at(prometheus_labels({{"model", model}, {"provider", provider}, {"type", type}})) += n;
+  };
+  add("prompt", u.prompt_tokens);
+  add("completion", u.completion_tokens);
+  add("cached", u.cached_tokens);
+  if (cost) cost_.at(prometheus_labels({{"model", model}, {"provider", provider}})) += *cost;
+}
+
+void Metrics::upstream_error(std::string_view provider, std::string_view reason, bool failover) {
+  ++upstream_errors_.at(prometheus_labels({{"provider", provider}, {"reason", reason}}));
+  if (failover) ++failovers_.at(prometheus_labels({{"provider", provider}}));
+}
+
+void Metrics::auth(std::string_view source) {
+  ++auth_.at(prometheus_labels({{"source", source}}));
+}
+
+void Metrics::merge(const Metrics& o) {
+  for (const auto& [k, v] : o.requests_.series) requests_.at(k) += v;
+  for (const auto& [k, v] : o.tokens_.series) tokens_.at(k) += v;
+  for (const auto& [k, v] : o.upstream_errors_.series) upstream_errors_.at(k) += v;
+  for (const auto& [k, v] : o.failovers_.series) failovers_.at(k) += v;
+  for (const auto& [k, v] : o.auth_.series) auth_.at(k) += v;
+  for (const auto& [k, v] : o.duration_.series) duration_.at(k).merge(v);
+  for (const auto& [k, v] : o.ttft_.series) ttft_.at(k).merge(v);
+  for (const auto& [k, v] : o.cost_.series) cost_.at(k) += v;
+}
+
+void Metrics::render(std::string& out) const {
+  header(out, "llmgw_requests_total", "counter", "Requests by API, model, provider and status class.");
+  samples(out, "llmgw_requests_total", requests_.series);
+  header(out, "llmgw_request_duration_seconds", "histogram", "Time from a request's head to its response's end.");
+  for (const auto& [labels, h] : duration_.series) render_histogram(out, "llmgw_request_duration_seconds", labels, h);
+  header(out, "llmgw_time_to_first_byte_seconds", "histogram",
+         "Time from a request's head to the first byte of the response body sent to the client.");
+  for (const auto& [labels, h] : ttft_.series) render_histogram(out, "llmgw_time_to_first_byte_seconds", labels, h);
+  header(out, "llmgw_tokens_total", "counter", "Tokens by model, provider and type (prompt, completion, cached).");
+  samples(out, "llmgw_tokens_total", tokens_.series);
+  header(out, "llmgw_cost_usd_total", "counter", "Cost in USD by model and provider (where prices are known).");
+  samples(out, "llmgw_cost_usd_total", cost_.series);
+  header(out, "llmgw_upstream_errors_total", "counter", "Failed upstream attempts by provider and reason.");
+  samples(out, "llmgw_upstream_errors_total", upstream_errors_.series);
+  header(out, "llmgw_failovers_total", "counter", "Failovers away from a provider to the next route.");
+  samples(out, "llmgw_failovers_total", failovers_.series);
+  header(out, "llmgw_auth_lookups_total", "counter",
+         "Key lookups by where the answer came from (local cache, redis, database) or rejected.");
+  samples(out, "llmgw_auth_lookups_total", auth_.series);
+}
+
+}  // namespace gw

@@ -1,0 +1,52 @@
+#pragma once
+// Request metrics of one worker, for GET /metrics (Prometheus text format). Written only by the
+// worker's own thread, without locks or atomics; a scrape merges every worker's copy. Labels stay
+// bounded: API name, configured model and provider names, status class, never key ids or paths,
+// and at most kMaxSeries label sets per family (later ones are counted as "other").
+#include "core/histogram.hpp"
+#include "core/usage.hpp"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace gw {
+
+class Metrics {
+ public:
+  static constexpr std::size_t kMaxSeries = 5000;
+
+  // A finished request. api: chat, completions, embeddings, responses, messages, models, admin,
+  // health, metrics, other.
+  void request(std::string_view api, std::string_view model, std::string_view provider, unsigned status,
+               double seconds, std::optional<double> ttft_seconds);
+  void usage(std::string_view model, std::string_view provider, const core::Usage& u, std::optional<double> cost);
+  // An attempt at a provider that did not give the client its answer: reason is connect, timeout,
+  // protocol, status_429, status_5xx. failover: another route was tried after it.
+  void upstream_error(std::string_view provider, std::string_view reason, bool failover);
+  // Where a key was found: local (this worker's cache), redis, database; or rejected.
+  void auth(std::string_view source);
+
+  void merge(const Metrics& other);
+  // Appends the families of this object (HELP, TYPE, samples).
+  void render(std::string& out) const;
+
+ private:
+  template <class V>
+  struct Family {
+    std::map<std::string, V> series;  // rendered label set -> value
+    V& at(std::string labels);
+  };
+  Family<std::uint64_t> requests_, tokens_, upstream_errors_, failovers_, auth_;
+  Family<core::Histogram> duration_, ttft_;
+  Family<double> cost_;
+};
+
+// {a="x",b="y"}, values escaped as the text format wants.
+std::string prometheus_labels(std::initializer_list<std::pair<std::string_view, std::string_view>> labels);
+// Appends one histogram's samples under `name` with `labels` (a rendered set, "{...}" or "").
+void render_histogram(std::string& out, std::string_view name, std::string_view labels, const core::Histogram& h);
+
+}  // namespace gw
