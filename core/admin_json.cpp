@@ -228,8 +228,8 @@ Result<std::optional<double>> parse_price(const json::object& o, std::string_vie
   const auto& v = it->value();
   const double price = v.is_number() ? v.to_number<double>() : -1;
   if (!v.is_number() || !std::isfinite(price) || price < 0 || price > kMaxPrice)
-    return bad_price(fmt::format("'{}' must be a number from 0 to {} (USD per million tokens) or null.", name,
-                                 kMaxPrice));
+    return bad_price(
+        fmt::format("'{}' must be a number from 0 to {} (USD per million tokens) or null.", name, kMaxPrice));
   return std::optional<double>{price};
 }
 
@@ -237,7 +237,8 @@ Result<std::optional<double>> parse_price(const json::object& o, std::string_vie
 Result<Pricing> parse_pricing(const json::value& v) {
   Pricing out;
   if (v.is_null()) return out;
-  if (!v.is_object()) return bad_price("must be an object with 'input', 'output' and 'cached_input', or null.");
+  if (!v.is_object())
+    return bad_price("must be an object with 'input', 'output' and 'cached_input', or null.");
   const auto& o = v.as_object();
   for (const auto& kv : o) {
     const std::string_view key(kv.key().data(), kv.key().size());
@@ -299,8 +300,9 @@ json::value nullable(const std::optional<double>& d) {
 // null when no price is known; otherwise every field, unknown ones as null.
 json::value pricing_value(const Pricing& p) {
   if (p.empty()) return nullptr;
-  return json::object{
-      {"input", nullable(p.input)}, {"output", nullable(p.output)}, {"cached_input", nullable(p.cached_input)}};
+  return json::object{{"input", nullable(p.input)},
+                      {"output", nullable(p.output)},
+                      {"cached_input", nullable(p.cached_input)}};
 }
 
 json::object route_object(const ModelRoute& r) {

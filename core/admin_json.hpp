@@ -35,12 +35,12 @@ Result<ModelPatch> parse_model_update(std::string_view body);
 Result<NewRoute> parse_route_create(std::string_view body);
 Result<RoutePatch> parse_route_update(std::string_view body);
 Result<NewUserKey> parse_key_create(std::string_view body);
+Result<UserKeyPatch> parse_key_update(std::string_view body);
 
 // "pricing" in model and route bodies: {"input": 2.5, "output": 10, "cached_input": 1.25}, USD per
 // million tokens. Each field is optional and may be null (unknown); a value is a finite number from 0
 // to kMaxPrice. null or {} is a Pricing with every field unknown (which clears prices in an update).
 inline constexpr double kMaxPrice = 1'000'000;
-Result<UserKeyPatch> parse_key_update(std::string_view body);
 
 // http(s)://host[:port][/path], no query/fragment/userinfo; returns it without trailing '/'. The
 // path may contain the placeholder {model} (Azure deployment URLs), replaced per request.

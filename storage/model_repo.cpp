@@ -16,27 +16,41 @@ using core::Result;
 using detail::exec;
 using detail::Statement;
 
+// numeric prices come back as float8: the API speaks doubles, and "2.5" parses either way.
+#define PRICE_COLUMNS "price_input::float8, price_output::float8, price_cached_input::float8"
 #define MODEL_COLUMNS                                                                           \
   "id::text, name, provider_id::text, provider_model_name, strategy, is_active, " LLMGW_SQL_TS( \
-      "created_at") ", " LLMGW_SQL_TS("updated_at")
+      "created_at") ", " LLMGW_SQL_TS("updated_at") ", " PRICE_COLUMNS
 #define ROUTE_COLUMNS                                                                                   \
   "id::text, model_id::text, provider_id::text, provider_model_name, priority, weight, " LLMGW_SQL_TS( \
-      "created_at") ", " LLMGW_SQL_TS("updated_at")
+      "created_at") ", " LLMGW_SQL_TS("updated_at") ", " PRICE_COLUMNS
+// A patch either replaces all three prices ($flag true) or leaves them alone.
+// clang-format off
+#define SET_PRICES(flag, in, out, cached)                                                        \
+  " price_input = CASE WHEN " flag "::boolean THEN " in "::numeric ELSE price_input END,"       \
+  " price_output = CASE WHEN " flag "::boolean THEN " out "::numeric ELSE price_output END,"    \
+  " price_cached_input = CASE WHEN " flag "::boolean THEN " cached "::numeric"                  \
+  " ELSE price_cached_input END,"
+// clang-format on
 #define ROUTE_ORDER " ORDER BY priority, created_at, id"
 
 // FOR SHARE waits for a concurrent provider delete (which holds FOR UPDATE) and then re-checks
 // deleted_at, so nothing can attach to a provider being deleted. No row -> bad provider_id.
 constexpr Statement kInsert{"model_insert",
-                            "INSERT INTO models (name, provider_id, provider_model_name, strategy)"
-                            " SELECT $1, p.id, $3, $4 FROM providers p"
+                            "INSERT INTO models (name, provider_id, provider_model_name, strategy,"
+                            " price_input, price_output, price_cached_input)"
+                            " SELECT $1, p.id, $3, $4, $5::numeric, $6::numeric, $7::numeric FROM providers p"
                             " WHERE p.id = $2::uuid AND p.deleted_at IS NULL FOR SHARE"
                             " RETURNING " MODEL_COLUMNS};
 
-constexpr Statement kInsertRoute{"route_insert",
-                                 "INSERT INTO model_routes (model_id, provider_id, provider_model_name, priority, weight)"
-                                 " SELECT $1::uuid, p.id, $3, $4, $5 FROM providers p"
-                                 " WHERE p.id = $2::uuid AND p.deleted_at IS NULL FOR SHARE"
-                                 " RETURNING " ROUTE_COLUMNS};
+constexpr Statement kInsertRoute{
+    "route_insert",
+    "INSERT INTO model_routes (model_id, provider_id, provider_model_name, priority, weight,"
+    " price_input, price_output, price_cached_input)"
+    " SELECT $1::uuid, p.id, $3, $4, $5, $6::numeric, $7::numeric, $8::numeric"
+    " FROM providers p"
+    " WHERE p.id = $2::uuid AND p.deleted_at IS NULL FOR SHARE"
+    " RETURNING " ROUTE_COLUMNS};
 
 constexpr Statement kList{
     "model_list", "SELECT " MODEL_COLUMNS " FROM models WHERE deleted_at IS NULL ORDER BY created_at, id"};
@@ -63,6 +77,7 @@ constexpr Statement kUpdate{"model_update",
                             " name = coalesce($2::text, name),"
                             " strategy = coalesce($3::text, strategy),"
                             " is_active = coalesce($4::boolean, is_active),"
+                            SET_PRICES("$5", "$6", "$7", "$8")
                             " updated_at = now()"
                             " WHERE id = $1"};
 
@@ -78,6 +93,7 @@ constexpr Statement kUpdateRoute{
     " provider_model_name = CASE WHEN $4::boolean THEN $5::text ELSE provider_model_name END,"
     " priority = coalesce($6::integer, priority),"
     " weight = coalesce($7::integer, weight),"
+    SET_PRICES("$8", "$9", "$10", "$11")
     " updated_at = now()"
     " WHERE id = $2 AND model_id = $1 AND deleted_at IS NULL RETURNING id"};
 
@@ -103,6 +119,8 @@ constexpr Statement kSoftDeleteRoutesOf{"model_soft_delete_routes",
                                         "UPDATE model_routes SET deleted_at = now(), updated_at = now()"
                                         " WHERE model_id = $1 AND deleted_at IS NULL"};
 
+#undef PRICE_COLUMNS
+#undef SET_PRICES
 #undef MODEL_COLUMNS
 #undef ROUTE_COLUMNS
 #undef ROUTE_ORDER
@@ -117,6 +135,7 @@ Model model_from(const pqxx::row& r) {
   m.is_active = r[5].as<bool>();
   m.created_at = r[6].as<std::string>();
   m.updated_at = r[7].as<std::string>();
+  m.pricing = detail::pricing_from(r, 8);
   return m;
 }
 
@@ -130,6 +149,7 @@ ModelRoute route_from(const pqxx::row& r) {
   route.weight = r[5].as<int>();
   route.created_at = r[6].as<std::string>();
   route.updated_at = r[7].as<std::string>();
+  route.pricing = detail::pricing_from(r, 8);
   return route;
 }
 
@@ -150,6 +170,15 @@ std::string duplicate_name(const std::string& name) {
   return fmt::format("a model named '{}' already exists", name);
 }
 
+// The three price parameters of a statement, in column order.
+struct PriceParams {
+  std::optional<std::string> input, output, cached_input;
+};
+PriceParams price_params(const core::Pricing& p) {
+  return {detail::numeric_param(p.input), detail::numeric_param(p.output),
+          detail::numeric_param(p.cached_input)};
+}
+
 std::optional<std::string> strategy_text(const std::optional<core::Strategy>& s) {
   if (!s) return std::nullopt;
   return std::string(core::to_string(*s));
@@ -161,11 +190,15 @@ boost::asio::awaitable<Result<Model>> ModelRepo::create(core::NewModel model) {
   const std::string name = model.name;
   auto insert = [m = std::move(model)](pqxx::connection& c) -> Result<Model> {
     pqxx::work tx(c);
+    const auto price = price_params(m.pricing);
     const auto rows =
-        exec(tx, kInsert, m.name, m.provider_id, m.provider_model_name, std::string(core::to_string(m.strategy)));
+        exec(tx, kInsert, m.name, m.provider_id, m.provider_model_name,
+             std::string(core::to_string(m.strategy)), price.input, price.output, price.cached_input);
     if (rows.empty()) return unknown_provider();
     const auto id = rows[0][0].as<std::string>();
-    exec(tx, kInsertRoute, id, m.provider_id, m.provider_model_name, 0, 1);
+    const PriceParams none;  // the model's prices apply until the route gets its own
+    exec(tx, kInsertRoute, id, m.provider_id, m.provider_model_name, 0, 1, none.input, none.output,
+         none.cached_input);
     auto out = load(tx, id);
     tx.commit();
     return out;
@@ -212,7 +245,9 @@ boost::asio::awaitable<Result<std::pair<Model, std::string>>> ModelRepo::update(
     const auto current = exec(tx, kLockLive, id);
     if (current.empty()) return core::errc::not_found;
     std::string old_name = current[0][0].as<std::string>();
-    exec(tx, kUpdate, id, p.name, strategy_text(p.strategy), p.is_active);
+    const auto price = price_params(p.pricing.value_or(core::Pricing{}));
+    exec(tx, kUpdate, id, p.name, strategy_text(p.strategy), p.is_active, p.pricing.has_value(), price.input,
+         price.output, price.cached_input);
     if (p.provider_id || p.provider_model_name) {
       if (p.provider_id && exec(tx, kShareLiveProvider, *p.provider_id).empty()) return unknown_provider();
       const auto first = exec(tx, kFirstRoute, id);
@@ -220,8 +255,9 @@ boost::asio::awaitable<Result<std::pair<Model, std::string>>> ModelRepo::update(
       const bool set_upstream_name = p.provider_model_name.has_value();
       const std::optional<std::string> upstream_name = set_upstream_name ? *p.provider_model_name : std::nullopt;
       const std::optional<int> none;
-      exec(tx, kUpdateRoute, id, first[0][0].as<std::string>(), p.provider_id, set_upstream_name, upstream_name,
-           none, none);
+      const PriceParams no_price;
+      exec(tx, kUpdateRoute, id, first[0][0].as<std::string>(), p.provider_id, set_upstream_name,
+           upstream_name, none, none, false, no_price.input, no_price.output, no_price.cached_input);
       exec(tx, kMirror, id);
     }
     auto model = load(tx, id);
@@ -250,7 +286,10 @@ boost::asio::awaitable<Result<Model>> ModelRepo::add_route(std::string model_id,
   auto insert = [id = std::move(model_id), r = std::move(route)](pqxx::connection& c) -> Result<Model> {
     pqxx::work tx(c);
     if (exec(tx, kLockLive, id).empty()) return core::errc::not_found;
-    if (exec(tx, kInsertRoute, id, r.provider_id, r.provider_model_name, r.priority, r.weight).empty())
+    const auto price = price_params(r.pricing);
+    if (exec(tx, kInsertRoute, id, r.provider_id, r.provider_model_name, r.priority, r.weight, price.input,
+             price.output, price.cached_input)
+            .empty())
       return unknown_provider();
     exec(tx, kMirror, id);
     auto out = load(tx, id);
@@ -269,7 +308,9 @@ boost::asio::awaitable<Result<Model>> ModelRepo::update_route(std::string model_
     if (p.provider_id && exec(tx, kShareLiveProvider, *p.provider_id).empty()) return unknown_provider();
     const bool set_upstream_name = p.provider_model_name.has_value();
     const std::optional<std::string> upstream_name = set_upstream_name ? *p.provider_model_name : std::nullopt;
-    if (exec(tx, kUpdateRoute, id, rid, p.provider_id, set_upstream_name, upstream_name, p.priority, p.weight)
+    const auto price = price_params(p.pricing.value_or(core::Pricing{}));
+    if (exec(tx, kUpdateRoute, id, rid, p.provider_id, set_upstream_name, upstream_name, p.priority, p.weight,
+             p.pricing.has_value(), price.input, price.output, price.cached_input)
             .empty())
       return core::errc::not_found;
     exec(tx, kMirror, id);

@@ -59,6 +59,10 @@ class PooledConnection {
   Failure classify_exception() noexcept;
   core::Error on_exception() noexcept { return classify_exception().error; }
 
+  // Closes the session, if any: the next get() opens a new one. For an owner that no longer trusts
+  // the session after repeated failures.
+  void reset() noexcept { drop(); }
+
   // From any thread: makes the query running on this connection, and every later get(), fail at
   // once by shutting the socket down under the owner's feet. For stopping a pool whose server
   // hangs; the connection is useless afterwards.

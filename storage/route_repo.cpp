@@ -15,7 +15,9 @@ using detail::Statement;
 
 #define ROUTES_SELECT                                                                                  \
   "SELECT m.id::text, m.name, m.strategy, r.id::text, p.id::text, p.name, p.kind, p.base_url,"         \
-  " coalesce(r.provider_model_name, m.name), coalesce(p.api_version, ''), r.priority, r.weight"        \
+  " coalesce(r.provider_model_name, m.name), coalesce(p.api_version, ''), r.priority, r.weight,"       \
+  " coalesce(r.price_input, m.price_input)::float8, coalesce(r.price_output, m.price_output)::float8," \
+  " coalesce(r.price_cached_input, m.price_cached_input)::float8"                                      \
   " FROM models m JOIN model_routes r ON r.model_id = m.id JOIN providers p ON p.id = r.provider_id"   \
   " WHERE m.deleted_at IS NULL AND m.is_active AND r.deleted_at IS NULL"                               \
   " AND p.deleted_at IS NULL AND p.is_active"
@@ -47,6 +49,7 @@ std::vector<ModelRoutes> group(const pqxx::result& rows) {
     t.api_version = r[9].as<std::string>();
     t.priority = r[10].as<int>();
     t.weight = r[11].as<int>();
+    t.pricing = detail::pricing_from(r, 12);  // field by field: the route's price, else the model's
     out.back().routes.push_back(std::move(t));
   }
   return out;

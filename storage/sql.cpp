@@ -1,6 +1,9 @@
 #include "storage/sql.hpp"
 
+#include <fmt/format.h>
 #include <boost/json.hpp>
+
+#include <cctype>
 
 namespace storage::detail {
 
@@ -20,6 +23,42 @@ std::vector<std::string> text_array(const pqxx::field& json) {
   for (const auto& e : v.as_array())
     if (e.is_string()) out.emplace_back(e.as_string());
   return out;
+}
+
+std::optional<std::string> numeric_param(const std::optional<double>& v) {
+  if (!v) return std::nullopt;
+  return fmt::format("{}", *v);  // shortest round-trip form
+}
+
+core::Pricing pricing_from(const pqxx::row& r, int at) {
+  return core::Pricing{optional_double(r[at]), optional_double(r[at + 1]), optional_double(r[at + 2])};
+}
+
+std::string rfc3339_us(std::int64_t us) {
+  using namespace std::chrono;
+  const sys_time<microseconds> t{microseconds(us)};
+  const auto day = floor<days>(t);
+  const year_month_day ymd{day};
+  const hh_mm_ss<microseconds> tod{t - day};
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", static_cast<int>(ymd.year()),
+                     static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                     tod.hours().count(), tod.minutes().count(), tod.seconds().count(),
+                     tod.subseconds().count());
+}
+
+std::string iso_date(std::chrono::sys_days day) {
+  const std::chrono::year_month_day ymd{day};
+  return fmt::format("{:04}-{:02}-{:02}", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                     static_cast<unsigned>(ymd.day()));
+}
+
+bool is_uuid(std::string_view s) noexcept {
+  if (s.size() != 36) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const bool dash_here = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash_here ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+  }
+  return true;
 }
 
 }  // namespace storage::detail

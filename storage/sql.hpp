@@ -1,15 +1,19 @@
 #pragma once
 // Helpers shared by the repository sources (not part of the storage API).
+#include "core/domain.hpp"
 #include "core/result.hpp"
 
 #include <pqxx/connection>
 #include <pqxx/result>
 #include <pqxx/transaction_base>
 
+#include <chrono>
+#include <cstdint>
 #include <optional>
-#include <vector>
 #include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 // A timestamptz column as RFC 3339 UTC with microseconds: 2024-05-01T12:00:00.123456Z. A macro so
 // the statements stay compile-time string literals.
@@ -40,6 +44,26 @@ inline std::optional<std::string> optional_text(const pqxx::field& f) {
   if (f.is_null()) return std::nullopt;
   return f.as<std::string>();
 }
+
+inline std::optional<double> optional_double(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  return f.as<double>();
+}
+
+// Prices travel as text in the shortest form that reads back as the same double ("0.1", not
+// "0.1000000000000000055"), so the numeric column holds what the admin typed. Select them back as
+// "col::float8".
+std::optional<std::string> numeric_param(const std::optional<double>& v);
+// Three columns from `at` on: input, output, cached_input prices.
+core::Pricing pricing_from(const pqxx::row& r, int at);
+
+// Microseconds since the Unix epoch as timestamptz text, exact: 2024-05-01T12:00:00.123456Z.
+std::string rfc3339_us(std::int64_t us);
+// A UTC calendar day as a date literal, YYYY-MM-DD.
+std::string iso_date(std::chrono::sys_days day);
+
+// A UUID's text form (8-4-4-4-12 hex digits): a value PostgreSQL's uuid input accepts.
+bool is_uuid(std::string_view s) noexcept;
 
 // Db reports a unique violation as a bare errc::conflict; give it a message the client can act on.
 template <class T>

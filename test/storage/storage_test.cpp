@@ -867,7 +867,7 @@ TEST_CASE("ModelRepo routes: add, order, mirror of the first route, strategy, la
     CHECK(m->routes[0].weight == 1);
     CHECK(m->strategy == core::Strategy::priority);
 
-    const core::NewRoute second{b->id, std::string("up-b"), 1, 3};
+    const core::NewRoute second{b->id, std::string("up-b"), 1, 3, {}};
     auto two = co_await models.add_route(m->id, second);
     REQUIRE(two.has_value());
     REQUIRE(two->routes.size() == 2);
@@ -924,7 +924,7 @@ TEST_CASE("ModelRepo routes: add, order, mirror of the first route, strategy, la
     REQUIRE(removed->routes.size() == 1);
     CHECK_CODE(models.remove_route(m->id, removed->routes[0].id), errc::conflict);
     CHECK_CODE(models.remove_route(m->id, kMissingId), errc::not_found);
-    const core::NewRoute bad{kMissingId, std::nullopt, 0, 1};
+    const core::NewRoute bad{kMissingId, std::nullopt, 0, 1, {}};
     CHECK_CODE(models.add_route(m->id, bad), errc::invalid_request);
     CHECK_CODE(models.add_route(kMissingId, second), errc::not_found);
     core::RoutePatch nothing;
@@ -932,6 +932,97 @@ TEST_CASE("ModelRepo routes: add, order, mirror of the first route, strategy, la
 
     REQUIRE_OK(models.remove(m->id));
     CHECK_CODE(models.get(m->id), errc::not_found);
+  };
+  test::run_async(body);
+}
+
+TEST_CASE("Prices: models and routes store them; the hot path takes the route's price, else the model's",
+          "[routes][prices]") {
+  auto db = fresh_db();
+  storage::ProviderRepo providers(*db);
+  storage::ModelRepo models(*db);
+  storage::RouteRepo routes(*db);
+  auto body = [&]() -> awaitable<void> {
+    auto a = co_await providers.create(new_provider("a"));
+    auto b = co_await providers.create(new_provider("b"));
+    REQUIRE((a && b));
+    auto priced = new_model("priced", a->id);
+    priced.pricing = core::Pricing{2.5, 10.0, std::nullopt};
+    auto m = co_await models.create(priced);
+    REQUIRE(m.has_value());
+    CHECK(m->pricing.input == 2.5);
+    CHECK(m->pricing.output == 10.0);
+    CHECK_FALSE(m->pricing.cached_input.has_value());
+    REQUIRE(m->routes.size() == 1);
+    CHECK(m->routes[0].pricing.empty());  // the first route has no prices of its own
+
+    // 0.1 is stored as typed (numeric 0.1), not as the binary double's long expansion.
+    const core::NewRoute cheap{b->id, std::string("up-b"), 1, 1, core::Pricing{std::nullopt, 0.1, 1.25}};
+    auto two = co_await models.add_route(m->id, cheap);
+    REQUIRE(two.has_value());
+    REQUIRE(two->routes.size() == 2);
+    CHECK(two->routes[1].pricing.output == 0.1);
+    CHECK(two->routes[1].pricing.cached_input == 1.25);
+    CHECK(count_rows(
+              "SELECT count(*) FROM model_routes WHERE price_output = 0.1 AND price_cached_input = 1.25") ==
+          1);
+
+    auto found = co_await routes.find("priced");
+    REQUIRE(found.has_value());
+    REQUIRE(found->has_value());
+    REQUIRE((*found)->routes.size() == 2);
+    const core::Pricing first = (*found)->routes[0].pricing;  // no own prices: the model's
+    CHECK(first.input == 2.5);
+    CHECK(first.output == 10.0);
+    CHECK_FALSE(first.cached_input.has_value());
+    const core::Pricing second = (*found)->routes[1].pricing;  // field by field
+    CHECK(second.input == 2.5);
+    CHECK(second.output == 0.1);
+    CHECK(second.cached_input == 1.25);
+
+    // Other patches leave prices alone; a pricing patch replaces all three.
+    core::ModelPatch rename;
+    rename.name = "priced-2";
+    auto renamed = co_await models.update(m->id, rename);
+    REQUIRE(renamed.has_value());
+    CHECK(renamed->first.pricing.input == 2.5);
+    core::ModelPatch reprice;
+    reprice.pricing = core::Pricing{std::nullopt, std::nullopt, 0.5};
+    auto repriced = co_await models.update(m->id, reprice);
+    REQUIRE(repriced.has_value());
+    CHECK_FALSE(repriced->first.pricing.input.has_value());
+    CHECK_FALSE(repriced->first.pricing.output.has_value());
+    CHECK(repriced->first.pricing.cached_input == 0.5);
+    CHECK(repriced->first.routes[1].pricing.output == 0.1);  // routes keep theirs
+
+    core::RoutePatch weight_only;
+    weight_only.weight = 5;
+    auto reweighted = co_await models.update_route(m->id, two->routes[1].id, weight_only);
+    REQUIRE(reweighted.has_value());
+    CHECK(reweighted->routes[1].pricing.output == 0.1);
+    core::RoutePatch clear;
+    clear.pricing = core::Pricing{};
+    auto cleared = co_await models.update_route(m->id, two->routes[1].id, clear);
+    REQUIRE(cleared.has_value());
+    CHECK(cleared->routes[1].pricing.empty());
+    CHECK(cleared->routes[1].weight == 5);
+
+    auto listed = co_await models.list();
+    REQUIRE(listed.has_value());
+    REQUIRE(listed->size() == 1);
+    CHECK((*listed)[0].pricing.cached_input == 0.5);
+    auto got = co_await models.get(m->id);
+    REQUIRE(got.has_value());
+    CHECK(got->pricing.cached_input == 0.5);
+
+    auto after = co_await routes.all();
+    REQUIRE(after.has_value());
+    REQUIRE(after->size() == 1);
+    for (const auto& t : (*after)[0].routes) {
+      CHECK_FALSE(t.pricing.input.has_value());
+      CHECK_FALSE(t.pricing.output.has_value());
+      CHECK(t.pricing.cached_input == 0.5);
+    }
   };
   test::run_async(body);
 }
@@ -948,7 +1039,7 @@ TEST_CASE("ProviderRepo::remove with force: models keep their other routes, or a
     auto both = co_await models.create(new_model("both", a->id));
     auto only_a = co_await models.create(new_model("only-a", a->id));
     REQUIRE((both && only_a));
-    const core::NewRoute via_b{b->id, std::nullopt, 1, 1};
+    const core::NewRoute via_b{b->id, std::nullopt, 1, 1, {}};
     REQUIRE_OK(models.add_route(both->id, via_b));
 
     CHECK_CODE(providers.remove(a->id, false), errc::conflict);
