@@ -33,15 +33,33 @@ json::array strings(const std::vector<std::string>& v) {
   return a;
 }
 
+json::value price(const std::optional<double>& p) {
+  return p ? json::value(*p) : json::value(nullptr);
+}
+
+std::optional<double> price_from(const json::object& o, const char* k) {
+  const auto* v = o.if_contains(k);
+  if (!v || !v->is_number()) return std::nullopt;
+  return v->to_number<double>();
+}
+
 json::object target_object(const RouteTarget& r) {
-  return {{"route_id", r.route_id},       {"provider_id", r.provider_id},
-          {"provider", r.provider_name},  {"kind", r.provider_kind},
-          {"base_url", r.base_url},       {"upstream_model", r.upstream_model},
-          {"api_version", r.api_version}, {"priority", r.priority},
-          {"weight", r.weight}};
+  return {{"route_id", r.route_id},
+          {"provider_id", r.provider_id},
+          {"provider", r.provider_name},
+          {"kind", r.provider_kind},
+          {"base_url", r.base_url},
+          {"upstream_model", r.upstream_model},
+          {"api_version", r.api_version},
+          {"priority", r.priority},
+          {"weight", r.weight},
+          {"price_input", price(r.pricing.input)},
+          {"price_output", price(r.pricing.output)},
+          {"price_cached_input", price(r.pricing.cached_input)}};
 }
 
 bool target_from(const json::object& r, RouteTarget& t) {
+  t.pricing = {price_from(r, "price_input"), price_from(r, "price_output"), price_from(r, "price_cached_input")};
   return get(r, "route_id", t.route_id) && get(r, "provider_id", t.provider_id) &&
          get(r, "provider", t.provider_name) && get(r, "kind", t.provider_kind) && get(r, "base_url", t.base_url) &&
          get(r, "upstream_model", t.upstream_model) && get(r, "api_version", t.api_version) &&

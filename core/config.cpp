@@ -155,6 +155,7 @@ std::variant<Config, ConfigErrors> parse_config(const EnvLookup& env) {
   p.seconds("RESPONSES_TTL", c.responses_ttl, 60);
   if (auto v = p.get("METRICS_TOKEN")) c.metrics_token = v;
   p.integer("LOG_RETENTION_DAYS", c.log_retention_days, 1, 3650);
+  p.integer("LOG_QUEUE_MAX", c.log_queue_max, 1, 10000000);
   p.integer("DB_POOL_SIZE", c.db_pool_size, 1, 64);
   p.seconds("DB_TIMEOUT", c.db_timeout);
   p.seconds("REDIS_TIMEOUT", c.redis_timeout);
@@ -201,6 +202,8 @@ All settings come from environment variables (durations in seconds, fractions al
   RESPONSES_TTL                how long a Responses API id is routable (2592000)
   METRICS_TOKEN                Bearer token for GET /metrics           (none: open)
   LOG_RETENTION_DAYS           days of request logs kept in PostgreSQL (30)
+  LOG_QUEUE_MAX                request-log rows waiting to be written; (20000)
+                               beyond, rows are dropped and counted
   DB_POOL_SIZE                 PostgreSQL connections (worker threads) (4)
   DB_TIMEOUT                   PostgreSQL statement timeout            (5)
   REDIS_TIMEOUT                deadline of each Redis command          (0.5)

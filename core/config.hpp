@@ -61,6 +61,8 @@ struct Config {
   std::string metrics_token;
   // Days of request logs kept in PostgreSQL (older daily partitions are dropped).
   int log_retention_days = 30;
+  // Request-log rows waiting for the batch writer; beyond, rows are dropped (and counted).
+  std::size_t log_queue_max = 20000;
 
   // How long the gateway remembers where a Responses API object was created.
   Seconds responses_ttl{30 * 24 * 3600};

@@ -140,7 +140,7 @@ net::awaitable<Response> admin_create_model(App& app, Exchange& ex) {
   TRY_OR_RESPOND(in, core::parse_model_create(ex.req.body()));
   // Named first: GCC 12 frees a braced temporary inside a co_await expression twice.
   core::NewModel model{std::move(in->name), std::move(in->provider_id), std::move(in->provider_model_name),
-                       in->strategy};
+                       in->strategy, in->pricing};
   auto created = co_await app.models.create(std::move(model));
   if (created) co_await app.refresh_routes();
   co_return reply(ex, created, 201, [](auto& v) { return core::to_json(v); });
@@ -192,7 +192,9 @@ net::awaitable<Response> admin_list_keys(App& app, Exchange& ex) {
 net::awaitable<Response> admin_get_key(App& app, Exchange& ex) {
   TRY_OR_RESPOND(id, id_param(ex));
   auto k = co_await app.keys.get(*id);
-  co_return reply(ex, k, 200, [](auto& v) { return core::to_json(v); });
+  if (!k) co_return ex.fail(k.error());
+  std::string body = co_await with_key_usage(app, core::to_json(*k), *id);
+  co_return json_response(200, std::move(body));
 }
 
 net::awaitable<Response> admin_update_key(App& app, Exchange& ex) {

@@ -33,6 +33,12 @@ net::awaitable<Response> admin_update_key(App&, Exchange&);
 net::awaitable<Response> admin_rotate_key(App&, Exchange&);
 net::awaitable<Response> admin_delete_key(App&, Exchange&);
 
+// admin_logs.cpp
+net::awaitable<Response> admin_logs(App&, Exchange&);
+net::awaitable<Response> admin_stats(App&, Exchange&);
+// A key's JSON with "usage" (today, month, total) added.
+net::awaitable<std::string> with_key_usage(App& app, std::string key_json, std::string key_id);
+
 // admin_handlers.cpp: routes of a model
 net::awaitable<Response> admin_list_routes(App&, Exchange&);
 net::awaitable<Response> admin_create_route(App&, Exchange&);

@@ -4,6 +4,9 @@
 #include "gateway/app.hpp"
 #include "gateway/server.hpp"
 #include "gateway/upstream_pool.hpp"
+#include "storage/log_writer.hpp"
+
+#include <fmt/format.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -86,6 +89,34 @@ void start_shutdown_watchdog(std::chrono::duration<double> after) {
   }).detach();
 }
 
+// A full log queue drops rows (counted in /metrics); say so, at most once a minute.
+void note_dropped_log_row() {
+  static std::atomic<std::int64_t> last_warning{0};
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+  auto last = last_warning.load(std::memory_order_relaxed);
+  if (now - last >= 60 && last_warning.compare_exchange_strong(last, now))
+    log::warn("request log queue full: rows are being dropped (see llmgw_log_rows_dropped_total)");
+}
+
+// /metrics samples of process-wide parts: the request-log writer and the database pool.
+void render_process_metrics(std::string& out, const storage::LogWriter& writer, const storage::Db& db) {
+  const auto c = writer.counters();
+  auto sample = [&](std::string_view name, std::string_view type, std::string_view help, auto value) {
+    fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name, type, name, value);
+  };
+  sample("llmgw_log_queue_depth", "gauge", "Request-log rows waiting to be written.", c.queued);
+  sample("llmgw_log_rows_written_total", "counter", "Request-log rows written to PostgreSQL.", c.written);
+  sample("llmgw_log_rows_dropped_total", "counter", "Request-log rows dropped (queue full or write failed).",
+         c.dropped);
+  sample("llmgw_log_batches_failed_total", "counter", "Request-log batches that could not be written.",
+         c.failed_batches);
+  sample("llmgw_db_errors_total", "counter", "Database calls that failed (timeouts, lost connections, ...).",
+         db.failures());
+  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} histogram\n", "llmgw_db_call_duration_seconds",
+                 "Database call latency, queue wait included.", "llmgw_db_call_duration_seconds");
+  render_histogram(out, "llmgw_db_call_duration_seconds", "", db.latency());
+}
+
 net::awaitable<void> wait_for_sessions(App& app, Clock::time_point until) {
   net::steady_timer tick(app.ioc);
   while (!app.sessions.empty() && Clock::now() < until) {
@@ -132,8 +163,18 @@ int run(const core::Config& cfg) {
     log::error("tls setup failed", {{"error", tls.error().message}});
     return 1;
   }
+  // The request log: its own thread and connection, a bounded queue; a request never waits for it.
+  storage::LogWriter log_writer(storage::LogWriterOptions{
+      .url = cfg.database_url,
+      .queue_max = cfg.log_queue_max,
+      .retention_days = cfg.log_retention_days,
+      .statement_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.db_timeout)});
   net::io_context ioc{1};
   Shared shared(cfg, db, **tls, max_connections);
+  shared.request_log = [&log_writer](core::RequestLog&& row) {
+    if (!log_writer.submit(std::move(row))) note_dropped_log_row();
+  };
+  shared.render_metrics = [&](std::string& out) { render_process_metrics(out, log_writer, db); };
   const auto ropts = redis_options(cfg);
   auto redis = std::make_shared<cache::RedisClient>(ioc.get_executor(), ropts);
   App app(shared, ioc, redis);
@@ -186,6 +227,7 @@ int run(const core::Config& cfg) {
   net::co_spawn(ioc, accept_loop(app, acceptor), net::detached);
 
   ioc.run();  // returns when nothing is left: sessions, background work, waits
+  log_writer.stop(std::chrono::seconds(2));  // every request is done: write what is queued
   if (db_stopper.joinable()) db_stopper.join();
   db.stop();  // pool threads finish before the io_context they post to is destroyed
   log::info("stopped");

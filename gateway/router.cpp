@@ -36,6 +36,8 @@ core::RouteTable<Endpoint> build_table() {
   admin("PUT", "/admin/keys/{id}", &admin_update_key);
   admin("DELETE", "/admin/keys/{id}", &admin_delete_key);
   admin("POST", "/admin/keys/{id}/rotate", &admin_rotate_key);
+  admin("GET", "/admin/logs", &admin_logs);
+  admin("GET", "/admin/stats", &admin_stats);
   admin("GET", "/admin/models/{id}/routes", &admin_list_routes);
   admin("POST", "/admin/models/{id}/routes", &admin_create_route);
   admin("PUT", "/admin/models/{id}/routes/{route_id}", &admin_update_route);

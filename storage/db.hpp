@@ -8,6 +8,7 @@
 // (SIGSTOPped, behind a network black hole) cannot answer its own statement_timeout, so the
 // coroutine resumes with errc::db_unavailable at its deadline however the query fares. The pool
 // does not keep the caller's io_context busy meanwhile: only that coroutine's timer does.
+#include "core/histogram.hpp"
 #include "core/result.hpp"
 #include "storage/pending_call.hpp"
 #include "storage/pooled_connection.hpp"
@@ -16,6 +17,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -89,6 +91,11 @@ class Db {
 
   boost::asio::awaitable<core::Status> ping();  // SELECT 1, as a read
 
+  // For metrics, from any thread: calls that failed (any error but conflict / not_found /
+  // invalid_request, which are answers) and the latency of every call, queue wait included.
+  std::uint64_t failures() const noexcept { return failures_.load(std::memory_order_relaxed); }
+  core::Histogram latency() const noexcept { return latency_.snapshot(); }
+
   // Blocking; for start-up. Applies the embedded migrations not yet recorded in schema_migrations,
   // all in one transaction under an advisory lock, so concurrent gateways cannot race.
   core::Status migrate();
@@ -125,6 +132,9 @@ class Db {
   std::deque<std::unique_ptr<Job>> queue_;
   std::size_t busy_ = 0;  // workers running a job
   bool stopping_ = false;
+
+  std::atomic<std::uint64_t> failures_{0};
+  core::AtomicHistogram latency_;
 
   std::mutex stop_mu_;  // serialises stop() callers around join()
   std::vector<std::thread> threads_;
@@ -176,10 +186,21 @@ boost::asio::awaitable<core::Result<T>> Db::execute(Fn fn, Attempts attempts) {
   auto call = std::make_shared<detail::PendingCall<T>>(executor, waiter, deadline);
   const detail::AbandonOnExit abandon_on_exit(*call);
   std::unique_ptr<Job> job = std::make_unique<JobFor<T, Fn>>(std::move(fn), call, attempts);
-  if (const core::errc code = submit(job); code != core::errc::ok) co_return code;
+  if (const core::errc code = submit(job); code != core::errc::ok) {
+    failures_.fetch_add(1, std::memory_order_relaxed);
+    co_return code;
+  }
   // Ends at the deadline, or early when the pool delivers (error code operation_aborted then).
+  const auto started = detail::Ticket::Clock::now();
   co_await waiter->async_wait(detail::use_tuple);
-  co_return call->take();
+  auto result = call->take();
+  latency_.observe(std::chrono::duration<double>(detail::Ticket::Clock::now() - started).count());
+  if (!result) {
+    const auto code = result.error().code;
+    if (code != core::errc::conflict && code != core::errc::not_found && code != core::errc::invalid_request)
+      failures_.fetch_add(1, std::memory_order_relaxed);
+  }
+  co_return result;
 }
 
 }  // namespace storage

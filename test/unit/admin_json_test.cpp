@@ -176,7 +176,7 @@ TEST_CASE("admin json: pricing rendering (null when unknown)") {
 TEST_CASE("cache codec: model routes round trip, garbage rejected") {
   core::ModelRoutes m{"mid", "gpt-4o", core::Strategy::round_robin, {}};
   m.routes.push_back(
-      {"r1", "pid", "main", "openai", "https://api.openai.com/v1", "gpt-4o-2024", "", 0, 3, {}});
+      {"r1", "pid", "main", "openai", "https://api.openai.com/v1", "gpt-4o-2024", "", 0, 3, {2.5, 10.0, {}}});
   m.routes.push_back({"r2",
                       "pid2",
                       "az",
@@ -195,6 +195,10 @@ TEST_CASE("cache codec: model routes round trip, garbage rejected") {
   CHECK(back->routes[0].weight == 3);
   CHECK(back->routes[1].api_version == "2024-10-21");
   CHECK(back->routes[1].provider_name == "az");
+  CHECK(back->routes[0].pricing.input == 2.5);
+  CHECK(back->routes[0].pricing.output == 10.0);
+  CHECK_FALSE(back->routes[0].pricing.cached_input);
+  CHECK(back->routes[1].pricing.empty());
   CHECK_FALSE(core::decode_routes("{}"));
   CHECK_FALSE(core::decode_routes("nope"));
   CHECK_FALSE(core::decode_routes(R"({"model_id":"m","model":"x","strategy":"priority","routes":[]})"));
