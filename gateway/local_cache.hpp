@@ -49,6 +49,10 @@ struct LocalCaches {
   core::BoundedCache<bool> touched_keys{10000, std::chrono::seconds(60)};
   // provider id -> decrypted credentials; process memory only, never Redis or logs
   core::BoundedCache<SecretsPtr> secrets{1000, std::chrono::minutes(10)};
+  // The last credentials seen per provider, used only while PostgreSQL cannot answer: a cache
+  // rebuild or resubscription then does not turn a PostgreSQL outage into failed requests. An
+  // explicit change of the provider erases it like the fresh copy.
+  core::BoundedCache<SecretsPtr> secrets_fallback{1000, std::chrono::hours(24)};
 
   // Message format: see cache/stores.hpp.
   void invalidate(std::string_view message) {
@@ -58,16 +62,23 @@ struct LocalCaches {
       bad_keys.erase(hash);
     } else if (message.rfind("provider:", 0) == 0) {
       secrets.erase(message.substr(9));
+      secrets_fallback.erase(message.substr(9));
       routes.clear();
     } else {
       clear();
     }
   }
   void clear() {
+    clear_redis_views();
+    secrets.clear();
+  }
+  // What mirrors Redis (keys, routes), after Redis was rebuilt. Decrypted credentials come from
+  // PostgreSQL and have their own invalidation; keeping them means a rebuild never makes the next
+  // request depend on PostgreSQL.
+  void clear_redis_views() {
     routes.clear();
     good_keys.clear();
     bad_keys.clear();
-    secrets.clear();
   }
 };
 

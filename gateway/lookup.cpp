@@ -31,7 +31,15 @@ net::awaitable<core::Result<ModelPtr>> find_model(App& app, const std::string& m
 net::awaitable<core::Result<SecretsPtr>> provider_secrets(App& app, const std::string& provider_id) {
   if (const auto* hit = app.local.secrets.find(provider_id)) co_return *hit;
   auto sealed = co_await app.providers.secret(provider_id);
-  if (!sealed) co_return sealed.error();
+  if (!sealed) {
+    const bool unreachable = sealed.error().code == errc::db_unavailable || sealed.error().code == errc::overloaded;
+    if (const auto* last = app.local.secrets_fallback.find(provider_id); last && unreachable) {
+      SecretsPtr stale = *last;
+      app.local.secrets.put(provider_id, stale);  // the next requests do not wait for PostgreSQL again
+      co_return stale;
+    }
+    co_return sealed.error();
+  }
   auto secrets = std::make_shared<core::ProviderSecrets>();
   auto fail = [&] {
     core::log::error("cannot decrypt a provider's credentials (was ENCRYPTION_KEY changed?)",
@@ -51,6 +59,7 @@ net::awaitable<core::Result<SecretsPtr>> provider_secrets(App& app, const std::s
   }
   SecretsPtr out = std::move(secrets);
   app.local.secrets.put(provider_id, out);
+  app.local.secrets_fallback.put(provider_id, out);
   co_return out;
 }
 

@@ -58,7 +58,7 @@ net::awaitable<void> App::warm_cache() {
   if (failed(co_await stores.replace_routes(std::move(*all)), "replace_routes")) co_return;
   if (failed(co_await stores.mark_warm(), "mark_warm")) co_return;
   note_failure(co_await stores.publish("routes"), "publish");
-  local.clear();
+  local.clear_redis_views();
   rewarm_pending_ = false;
   core::log::info("cache warmed");
 }
