@@ -82,7 +82,7 @@ function assertProviderShape(p) {
 }
 function assertModelShape(m) {
   assert.deepEqual(Object.keys(m).sort(),
-    ['created_at', 'id', 'is_active', 'name', 'provider_id', 'provider_model_name', 'routes', 'strategy', 'updated_at'],
+    ['created_at', 'id', 'is_active', 'name', 'pricing', 'provider_id', 'provider_model_name', 'routes', 'strategy', 'updated_at'],
     JSON.stringify(m));
   assert.ok(['priority', 'round_robin'].includes(m.strategy), m.strategy);
   assert.ok(Array.isArray(m.routes) && m.routes.length >= 1, 'a model has at least one route');
