@@ -12,6 +12,28 @@ namespace core {
 // Extra headers sent with every request to a provider, in order: (name, value).
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
+// Limits of a key (unset = unlimited). Budgets count from the last reset (PUT reset_usage).
+struct KeyLimits {
+  std::optional<std::int64_t> rpm, rpd, tpm;  // requests / minute, requests / UTC day, tokens / minute
+  std::optional<std::int64_t> token_budget;   // total tokens
+  std::optional<double> budget_usd;           // total cost, from the model prices
+  std::optional<std::int64_t> max_parallel;   // requests in flight at once
+  bool any() const noexcept { return rpm || rpd || tpm || token_budget || budget_usd || max_parallel; }
+};
+
+// A change of limits: an absent field stays, null removes the limit, a value sets it.
+struct KeyLimitsPatch {
+  std::optional<std::optional<std::int64_t>> rpm, rpd, tpm, token_budget, max_parallel;
+  std::optional<std::optional<double>> budget_usd;
+};
+
+// Limits of a provider (one upstream credential), shared by every key using it.
+struct ProviderLimits {
+  std::optional<std::int64_t> rpm, rpd;
+  bool any() const noexcept { return rpm || rpd; }
+};
+
+
 struct Provider {
   std::string id;  // uuid
   std::string name;
@@ -22,6 +44,7 @@ struct Provider {
   std::string extra_headers_enc;  // sealed JSON of a HeaderList; empty when none
   std::vector<std::string> extra_header_names;  // for display; values are never shown
   std::optional<std::string> api_version;  // Azure: sent as ?api-version=
+  ProviderLimits limits;
   bool is_active = true;
   std::string created_at;  // RFC 3339 UTC
   std::string updated_at;
@@ -31,6 +54,7 @@ struct NewProvider {
   std::string name, kind, base_url, api_key_enc, api_key_preview, extra_headers_enc;
   std::vector<std::string> extra_header_names;
   std::optional<std::string> api_version;
+  ProviderLimits limits;
 };
 
 struct ProviderPatch {
@@ -39,6 +63,7 @@ struct ProviderPatch {
   std::optional<std::string> extra_headers_enc;             // '' removes them
   std::optional<std::vector<std::string>> extra_header_names;
   std::optional<std::optional<std::string>> api_version;  // set to null allowed
+  std::optional<std::optional<std::int64_t>> rpm, rpd;    // null removes the limit
   std::optional<bool> is_active;
 };
 
@@ -128,6 +153,7 @@ struct UserKey {
   std::string key_prefix;  // first chars of the key, for humans to recognise it
   bool is_active = true;
   KeyAccess access;
+  KeyLimits limits;
   std::string created_at;
   std::string updated_at;
   std::optional<std::string> last_used_at;
@@ -136,6 +162,7 @@ struct UserKey {
 struct NewUserKey {
   std::string name;
   KeyAccess access;
+  KeyLimits limits;
 };
 
 struct UserKeyPatch {
@@ -143,6 +170,8 @@ struct UserKeyPatch {
   std::optional<bool> is_active;
   std::optional<std::vector<std::string>> allowed_models;
   std::optional<std::optional<std::string>> default_model;  // set to null allowed
+  KeyLimitsPatch limits;
+  bool reset_usage = false;  // the budgets start again from zero
 };
 
 // One candidate route as the hot path sees it. No secret.
@@ -156,7 +185,8 @@ struct RouteTarget {
   std::string api_version;     // empty: none
   int priority = 0;
   int weight = 1;
-  Pricing pricing;  // the route's own prices, else the model's
+  Pricing pricing;                // the route's own prices, else the model's
+  ProviderLimits provider_limits;  // the provider's rpm / rpd
 };
 
 // One /v1 request of an authenticated key, as the request log stores it. Never a body.
@@ -199,6 +229,7 @@ struct KeyRecord {
   std::string id;
   std::string name;
   KeyAccess access;
+  KeyLimits limits;
 };
 
 }  // namespace core

@@ -1,0 +1,158 @@
+#include "core/limits.hpp"
+
+#include "core/json_scan.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+
+namespace core {
+namespace {
+
+constexpr std::int64_t kMinuteMs = 60'000;
+constexpr std::int64_t kDayMs = 86'400'000;
+
+std::int64_t ms_of(LimitClock::time_point t) {
+  return std::chrono::duration_cast<Millis>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+std::string_view to_string(LimitReason r) noexcept {
+  switch (r) {
+    case LimitReason::rpm:
+      return "rpm";
+    case LimitReason::rpd:
+      return "rpd";
+    case LimitReason::tpm:
+      return "tpm";
+    case LimitReason::parallel:
+      return "max_parallel";
+    case LimitReason::token_budget:
+      return "token_budget";
+    case LimitReason::budget_usd:
+      return "budget_usd";
+    case LimitReason::provider:
+      return "provider";
+    case LimitReason::none:
+      break;
+  }
+  return "none";
+}
+
+bool is_quota(LimitReason r) noexcept {
+  return r == LimitReason::token_budget || r == LimitReason::budget_usd;
+}
+
+std::string openai_duration(Millis d) {
+  const std::int64_t ms = std::max<std::int64_t>(0, d.count());
+  if (ms < 1000) return fmt::format("{}ms", ms);
+  if (ms < kMinuteMs) {
+    if (ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
+    std::string s = fmt::format("{:.3f}", static_cast<double>(ms) / 1000.0);
+    while (s.back() == '0') s.pop_back();
+    return s + "s";
+  }
+  const std::int64_t secs = ms / 1000, h = secs / 3600, m = secs % 3600 / 60, sec = secs % 60;
+  return h > 0 ? fmt::format("{}h{}m{}s", h, m, sec) : fmt::format("{}m{}s", m, sec);
+}
+
+void RateHeaders::append_to(std::vector<std::pair<std::string, std::string>>& h) const {
+  if (limit_requests) {
+    h.emplace_back("x-ratelimit-limit-requests", std::to_string(*limit_requests));
+    h.emplace_back("x-ratelimit-remaining-requests", std::to_string(std::max<std::int64_t>(0, remaining_requests.value_or(0))));
+    h.emplace_back("x-ratelimit-reset-requests", openai_duration(reset_requests.value_or(Millis(0))));
+  }
+  if (limit_tokens) {
+    h.emplace_back("x-ratelimit-limit-tokens", std::to_string(*limit_tokens));
+    h.emplace_back("x-ratelimit-remaining-tokens", std::to_string(std::max<std::int64_t>(0, remaining_tokens.value_or(0))));
+    h.emplace_back("x-ratelimit-reset-tokens", openai_duration(reset_tokens.value_or(Millis(0))));
+  }
+}
+
+std::int64_t estimate_tokens(std::string_view body, std::int64_t default_output) noexcept {
+  std::int64_t output = default_output;
+  for (std::string_view k : {"max_tokens", "max_completion_tokens", "max_output_tokens"}) {
+    const auto r = locate_member(body, k);
+    if (!r.found()) continue;
+    std::int64_t v = 0;
+    const auto text = body.substr(r.begin, r.end - r.begin);
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec == std::errc{} && p == text.data() + text.size() && v > 0) {
+      output = v;
+      break;
+    }
+  }
+  return static_cast<std::int64_t>(body.size() + 3) / 4 + output;
+}
+
+std::int64_t estimate_micro_usd(std::int64_t tokens, const Pricing& p) noexcept {
+  const double price = std::max(p.input.value_or(0.0), p.output.value_or(0.0));  // USD per million
+  return static_cast<std::int64_t>(static_cast<double>(tokens) * price + 0.5);     // tokens * USD/1e6 * 1e6
+}
+
+LocalLimiter::State& LocalLimiter::state(const std::string& key_id) {
+  if (const State* s = states_.find(key_id)) return const_cast<State&>(*s);
+  states_.put(key_id, State{});
+  return const_cast<State&>(*states_.find(key_id));
+}
+
+void LocalLimiter::remember_used(const std::string& key_id, Used used) {
+  state(key_id).used = used;
+}
+
+Admission LocalLimiter::admit(const std::string& key_id, const KeyLimits& l, std::int64_t est_tokens,
+                              std::int64_t est_micro_usd, LimitClock::time_point now_tp) {
+  State& s = state(key_id);
+  const std::int64_t now = ms_of(now_tp);
+  while (!s.minute.empty() && s.minute.front() <= now - kMinuteMs) s.minute.pop_front();
+  while (!s.tokens.empty() && s.tokens.front().first <= now / 1000 - 60) s.tokens.pop_front();
+  if (s.day != now / kDayMs) {
+    s.day = now / kDayMs;
+    s.day_count = 0;
+  }
+  std::int64_t minute_tokens = 0;
+  for (const auto& [sec, n] : s.tokens) minute_tokens += n;
+
+  Admission a;
+  auto deny = [&](LimitReason r, std::optional<Millis> retry) {
+    a.reason = r;
+    a.retry_after = retry;
+    return a;
+  };
+  if (l.rpm && static_cast<std::int64_t>(s.minute.size()) >= *l.rpm)
+    return deny(LimitReason::rpm, Millis(s.minute.empty() ? 1000 : s.minute.front() + kMinuteMs - now));
+  if (l.rpd && s.day_count >= *l.rpd) return deny(LimitReason::rpd, Millis((s.day + 1) * kDayMs - now));
+  if (l.tpm && minute_tokens >= *l.tpm)
+    return deny(LimitReason::tpm, Millis(s.tokens.empty() ? 1000 : (s.tokens.front().first + 61) * 1000 - now));
+  if (l.max_parallel && s.in_flight >= *l.max_parallel) return deny(LimitReason::parallel, Millis(1000));
+  if (l.token_budget && s.used.tokens >= *l.token_budget) return deny(LimitReason::token_budget, std::nullopt);
+  if (l.budget_usd && s.used.micro_usd >= to_micro_usd(*l.budget_usd)) return deny(LimitReason::budget_usd, std::nullopt);
+
+  s.minute.push_back(now);
+  ++s.day_count;
+  ++s.in_flight;
+  a.admitted = true;
+  a.reserved_tokens = est_tokens;
+  a.reserved_micro_usd = est_micro_usd;
+  if (l.rpm) a.headers = {l.rpm, *l.rpm - static_cast<std::int64_t>(s.minute.size()), Millis(s.minute.front() + kMinuteMs - now)};
+  else if (l.rpd) a.headers = {l.rpd, *l.rpd - s.day_count, Millis((s.day + 1) * kDayMs - now)};
+  if (l.tpm) {
+    a.headers.limit_tokens = l.tpm;
+    a.headers.remaining_tokens = *l.tpm - minute_tokens;
+    a.headers.reset_tokens = Millis(s.tokens.empty() ? 0 : (s.tokens.front().first + 61) * 1000 - now);
+  }
+  return a;
+}
+
+void LocalLimiter::finish(const std::string& key_id, std::int64_t tokens, std::int64_t micro_usd,
+                          LimitClock::time_point now) {
+  State& s = state(key_id);
+  if (s.in_flight > 0) --s.in_flight;
+  s.used.tokens += tokens;
+  s.used.micro_usd += micro_usd;
+  if (tokens > 0) s.tokens.emplace_back(ms_of(now) / 1000, tokens);
+}
+
+}  // namespace core
