@@ -264,6 +264,64 @@ Result<std::optional<Pricing>> optional_pricing(const Fields& f) {
   return std::optional<Pricing>{*parsed};
 }
 
+// A limit: absent -> nullopt (keep); null -> optional(nullopt) (unlimited); else an integer from 1
+// to kMaxLimit.
+Result<std::optional<std::optional<std::int64_t>>> parse_limit(const Fields& f, std::string_view name) {
+  using Patch = std::optional<std::optional<std::int64_t>>;
+  const json::value* v = f.find(name);
+  if (!v) return Patch{};
+  if (v->is_null()) return Patch{std::optional<std::int64_t>{}};
+  if (v->is_int64() && v->as_int64() >= 1 && v->as_int64() <= kMaxLimit) return Patch{v->as_int64()};
+  if (v->is_uint64() && v->as_uint64() >= 1 && v->as_uint64() <= static_cast<std::uint64_t>(kMaxLimit))
+    return Patch{static_cast<std::int64_t>(v->as_uint64())};
+  return Error{errc::invalid_request,
+               fmt::format("'{}' must be an integer from 1 to {}, or null (unlimited).", name, kMaxLimit),
+               std::string(name)};
+}
+
+// "budget_usd" like a limit, but a finite number from 0 to kMaxBudgetUsd.
+Result<std::optional<std::optional<double>>> parse_budget_usd(const Fields& f) {
+  using Patch = std::optional<std::optional<double>>;
+  const json::value* v = f.find("budget_usd");
+  if (!v) return Patch{};
+  if (v->is_null()) return Patch{std::optional<double>{}};
+  const double usd = v->is_number() ? v->to_number<double>() : -1;
+  if (!v->is_number() || !std::isfinite(usd) || usd < 0 || usd > kMaxBudgetUsd)
+    return Error{errc::invalid_request,
+                 fmt::format("'budget_usd' must be a number from 0 to {}, or null (unlimited).", kMaxBudgetUsd),
+                 "budget_usd"};
+  return Patch{usd};
+}
+
+// The key limits of a body, as a patch (create applies it to no limits).
+Result<KeyLimitsPatch> parse_key_limits(const Fields& f) {
+  KeyLimitsPatch p;
+  std::optional<std::optional<std::int64_t>>* const fields[] = {&p.rpm, &p.rpd, &p.tpm, &p.token_budget,
+                                                               &p.max_parallel};
+  const std::string_view names[] = {"rpm", "rpd", "tpm", "token_budget", "max_parallel"};
+  for (std::size_t i = 0; i < 5; ++i) {
+    auto limit = parse_limit(f, names[i]);
+    if (!limit) return std::move(limit).error();
+    *fields[i] = *limit;
+  }
+  auto usd = parse_budget_usd(f);
+  if (!usd) return std::move(usd).error();
+  p.budget_usd = *usd;
+  return p;
+}
+
+KeyLimits applied(const KeyLimitsPatch& p) {
+  const auto value = [](const auto& field) { return field.value_or(std::nullopt); };
+  KeyLimits l;
+  l.rpm = value(p.rpm);
+  l.rpd = value(p.rpd);
+  l.tpm = value(p.tpm);
+  l.token_budget = value(p.token_budget);
+  l.max_parallel = value(p.max_parallel);
+  l.budget_usd = value(p.budget_usd);
+  return l;
+}
+
 #define LLMGW_TRY(var, expr)                       \
   auto var##_r = (expr);                           \
   if (!var##_r) return std::move(var##_r).error(); \
@@ -279,6 +337,12 @@ json::array string_array(const std::vector<std::string>& v) {
   return a;
 }
 
+json::value nullable(const std::optional<std::int64_t>& n) {
+  return n ? json::value(*n) : json::value(nullptr);
+}
+
+json::value nullable(const std::optional<double>& d);
+
 json::object provider_object(const Provider& p) {
   return {
       {"id", p.id},
@@ -288,6 +352,8 @@ json::object provider_object(const Provider& p) {
       {"api_key_preview", p.api_key_preview.empty() ? json::value(nullptr) : json::value(p.api_key_preview)},
       {"api_version", nullable(p.api_version)},
       {"extra_headers", string_array(p.extra_header_names)},  // names only: values may be secrets
+      {"rpm", nullable(p.limits.rpm)},
+      {"rpd", nullable(p.limits.rpd)},
       {"is_active", p.is_active},
       {"created_at", p.created_at},
       {"updated_at", p.updated_at}};
@@ -338,6 +404,12 @@ json::object key_object(const UserKey& k) {
           {"is_active", k.is_active},
           {"allowed_models", string_array(k.access.allowed_models)},
           {"default_model", nullable(k.access.default_model)},
+          {"rpm", nullable(k.limits.rpm)},
+          {"rpd", nullable(k.limits.rpd)},
+          {"tpm", nullable(k.limits.tpm)},
+          {"token_budget", nullable(k.limits.token_budget)},
+          {"budget_usd", nullable(k.limits.budget_usd)},
+          {"max_parallel", nullable(k.limits.max_parallel)},
           {"created_at", k.created_at},
           {"updated_at", k.updated_at},
           {"last_used_at", nullable(k.last_used_at)}};
@@ -356,9 +428,13 @@ std::string array_json(const std::vector<T>& v, F f) {
 Result<ProviderCreate> parse_provider_create(std::string_view body) {
   LLMGW_TRY(o, parse_object(body));
   Fields f(o);
-  if (auto s = f.only({"name", "kind", "api_key", "base_url", "api_version", "extra_headers"}); !s)
+  if (auto s = f.only({"name", "kind", "api_key", "base_url", "api_version", "extra_headers", "rpm", "rpd"}); !s)
     return std::move(s).error();
   ProviderCreate c;
+  LLMGW_TRY(rpm, parse_limit(f, "rpm"));
+  LLMGW_TRY(rpd, parse_limit(f, "rpd"));
+  c.limits.rpm = rpm.value_or(std::nullopt);
+  c.limits.rpd = rpd.value_or(std::nullopt);
   LLMGW_TRY(name, f.required_string("name"));
   LLMGW_TRY(kind, f.required_string("kind"));
   LLMGW_TRY(key, f.string("api_key"));
@@ -386,9 +462,15 @@ Result<ProviderCreate> parse_provider_create(std::string_view body) {
 Result<ProviderUpdate> parse_provider_update(std::string_view body) {
   LLMGW_TRY(o, parse_object(body));
   Fields f(o);
-  if (auto s = f.only({"name", "kind", "api_key", "base_url", "is_active", "api_version", "extra_headers"}); !s)
+  if (auto s = f.only(
+          {"name", "kind", "api_key", "base_url", "is_active", "api_version", "extra_headers", "rpm", "rpd"});
+      !s)
     return std::move(s).error();
   ProviderUpdate u;
+  LLMGW_TRY(rpm, parse_limit(f, "rpm"));
+  LLMGW_TRY(rpd, parse_limit(f, "rpd"));
+  u.rpm = rpm;
+  u.rpd = rpd;
   LLMGW_TRY(name, f.string("name"));
   LLMGW_TRY(kind, f.string("kind"));
   LLMGW_TRY(key, f.string("api_key"));
@@ -523,8 +605,13 @@ Result<RoutePatch> parse_route_update(std::string_view body) {
 Result<NewUserKey> parse_key_create(std::string_view body) {
   LLMGW_TRY(o, parse_object(body));
   Fields f(o);
-  if (auto s = f.only({"name", "allowed_models", "default_model"}); !s) return std::move(s).error();
+  if (auto s = f.only({"name", "allowed_models", "default_model", "rpm", "rpd", "tpm", "token_budget",
+                       "budget_usd", "max_parallel"});
+      !s)
+    return std::move(s).error();
   NewUserKey k;
+  LLMGW_TRY(limits, parse_key_limits(f));
+  k.limits = applied(limits);
   LLMGW_TRY(name, f.required_string("name"));
   LLMGW_TRY(allowed, f.string_list("allowed_models", 1000, check_model_pattern));
   LLMGW_TRY(dflt, f.string_or_null("default_model"));
@@ -540,8 +627,15 @@ Result<NewUserKey> parse_key_create(std::string_view body) {
 Result<UserKeyPatch> parse_key_update(std::string_view body) {
   LLMGW_TRY(o, parse_object(body));
   Fields f(o);
-  if (auto s = f.only({"name", "is_active", "allowed_models", "default_model"}); !s) return std::move(s).error();
+  if (auto s = f.only({"name", "is_active", "allowed_models", "default_model", "rpm", "rpd", "tpm",
+                       "token_budget", "budget_usd", "max_parallel", "reset_usage"});
+      !s)
+    return std::move(s).error();
   UserKeyPatch p;
+  LLMGW_TRY(limits, parse_key_limits(f));
+  LLMGW_TRY(reset, f.boolean("reset_usage"));
+  p.limits = std::move(limits);
+  p.reset_usage = reset.value_or(false);
   LLMGW_TRY(name, f.string("name"));
   LLMGW_TRY(active, f.boolean("is_active"));
   if (f.is_null("allowed_models")) {

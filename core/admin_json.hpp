@@ -4,6 +4,7 @@
 #include "core/domain.hpp"
 #include "core/result.hpp"
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,11 +15,13 @@ struct ProviderCreate {
   std::string name, kind;
   std::optional<std::string> api_key, base_url, api_version;
   std::optional<HeaderList> extra_headers;
+  ProviderLimits limits;  // "rpm", "rpd"
 };
 struct ProviderUpdate {
   std::optional<std::string> name, kind, api_key, base_url;
   std::optional<std::optional<std::string>> api_version;  // null removes it
   std::optional<HeaderList> extra_headers;               // {} or null removes them
+  std::optional<std::optional<std::int64_t>> rpm, rpd;    // null removes the limit
   std::optional<bool> is_active;
 };
 struct ModelCreate {
@@ -41,6 +44,15 @@ Result<UserKeyPatch> parse_key_update(std::string_view body);
 // million tokens. Each field is optional and may be null (unknown); a value is a finite number from 0
 // to kMaxPrice. null or {} is a Pricing with every field unknown (which clears prices in an update).
 inline constexpr double kMaxPrice = 1'000'000;
+
+// Limits in key and provider bodies. "rpm", "rpd", "tpm", "token_budget", "max_parallel" (keys) and
+// "rpm", "rpd" (providers): an integer from 1 to kMaxLimit, or null (unlimited). "budget_usd" (keys):
+// a finite number from 0 to kMaxBudgetUsd, or null. On create they fill NewUserKey::limits /
+// ProviderCreate::limits; on update an absent field keeps the limit, null removes it, a value sets
+// it. A key update also takes "reset_usage": true (the budgets count from zero again; false is
+// accepted and does nothing). Rendered at the top level of key / provider JSON, null when unlimited.
+inline constexpr std::int64_t kMaxLimit = 1'000'000'000'000;
+inline constexpr double kMaxBudgetUsd = 1'000'000'000;
 
 // http(s)://host[:port][/path], no query/fragment/userinfo; returns it without trailing '/'. The
 // path may contain the placeholder {model} (Azure deployment URLs), replaced per request.

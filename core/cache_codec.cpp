@@ -2,6 +2,8 @@
 
 #include <boost/json.hpp>
 
+#include <cstdint>
+
 namespace core {
 namespace {
 
@@ -43,8 +45,34 @@ std::optional<double> price_from(const json::object& o, const char* k) {
   return v->to_number<double>();
 }
 
+// Limits are written only when set; absent reads back as unlimited (records written before limits
+// existed). A field of the wrong type makes the whole value unreadable: never silently unlimited.
+void put_limit(json::object& o, const char* k, const std::optional<std::int64_t>& v) {
+  if (v) o[k] = *v;
+}
+
+bool get_limit(const json::object& o, const char* k, std::optional<std::int64_t>& out) {
+  const auto* v = o.if_contains(k);
+  if (!v) return true;
+  if (v->is_int64()) {
+    out = v->as_int64();
+    return true;
+  }
+  return false;
+}
+
+bool get_limit(const json::object& o, const char* k, std::optional<double>& out) {
+  const auto* v = o.if_contains(k);
+  if (!v) return true;
+  if (v->is_number()) {
+    out = v->to_number<double>();
+    return true;
+  }
+  return false;
+}
+
 json::object target_object(const RouteTarget& r) {
-  return {{"route_id", r.route_id},
+  json::object o{{"route_id", r.route_id},
           {"provider_id", r.provider_id},
           {"provider", r.provider_name},
           {"kind", r.provider_kind},
@@ -56,6 +84,9 @@ json::object target_object(const RouteTarget& r) {
           {"price_input", price(r.pricing.input)},
           {"price_output", price(r.pricing.output)},
           {"price_cached_input", price(r.pricing.cached_input)}};
+  put_limit(o, "provider_rpm", r.provider_limits.rpm);
+  put_limit(o, "provider_rpd", r.provider_limits.rpd);
+  return o;
 }
 
 bool target_from(const json::object& r, RouteTarget& t) {
@@ -63,7 +94,8 @@ bool target_from(const json::object& r, RouteTarget& t) {
   return get(r, "route_id", t.route_id) && get(r, "provider_id", t.provider_id) &&
          get(r, "provider", t.provider_name) && get(r, "kind", t.provider_kind) && get(r, "base_url", t.base_url) &&
          get(r, "upstream_model", t.upstream_model) && get(r, "api_version", t.api_version) &&
-         get(r, "priority", t.priority) && get(r, "weight", t.weight);
+         get(r, "priority", t.priority) && get(r, "weight", t.weight) &&
+         get_limit(r, "provider_rpm", t.provider_limits.rpm) && get_limit(r, "provider_rpd", t.provider_limits.rpd);
 }
 
 }  // namespace
@@ -116,6 +148,12 @@ std::optional<ModelRoutes> decode_routes(std::string_view text) {
 std::string encode_key_record(const KeyRecord& k) {
   json::object o{{"id", k.id}, {"name", k.name}, {"allowed_models", strings(k.access.allowed_models)}};
   if (k.access.default_model) o["default_model"] = *k.access.default_model;
+  put_limit(o, "rpm", k.limits.rpm);
+  put_limit(o, "rpd", k.limits.rpd);
+  put_limit(o, "tpm", k.limits.tpm);
+  put_limit(o, "token_budget", k.limits.token_budget);
+  if (k.limits.budget_usd) o["budget_usd"] = *k.limits.budget_usd;
+  put_limit(o, "max_parallel", k.limits.max_parallel);
   return json::serialize(o);
 }
 
@@ -134,6 +172,11 @@ std::optional<KeyRecord> decode_key_record(std::string_view text) {
   }
   std::string default_model;
   if (get(*o, "default_model", default_model)) k.access.default_model = std::move(default_model);
+  auto& l = k.limits;
+  if (!get_limit(*o, "rpm", l.rpm) || !get_limit(*o, "rpd", l.rpd) || !get_limit(*o, "tpm", l.tpm) ||
+      !get_limit(*o, "token_budget", l.token_budget) || !get_limit(*o, "budget_usd", l.budget_usd) ||
+      !get_limit(*o, "max_parallel", l.max_parallel))
+    return std::nullopt;
   return k;
 }
 

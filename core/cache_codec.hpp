@@ -1,5 +1,7 @@
 #pragma once
-// Values <-> the JSON stored in Redis (model routes, key records). Contains no secrets.
+// Values <-> the JSON stored in Redis (model routes, key records). Contains no secrets. Limits
+// (KeyRecord::limits, RouteTarget::provider_limits) are written only when set; values written
+// without them decode as unlimited, a limit of the wrong type fails the decode.
 #include "core/domain.hpp"
 
 #include <optional>

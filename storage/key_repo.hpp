@@ -7,8 +7,10 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -25,7 +27,10 @@ class KeyRepo {
                                                              std::string key_prefix);
   boost::asio::awaitable<core::Result<std::vector<core::UserKey>>> list();  // by created_at
   boost::asio::awaitable<core::Result<core::UserKey>> get(std::string id);
-  // Returns the key and its hash (to invalidate / refresh the auth cache).
+  // Returns the key and its hash (to invalidate / refresh the auth cache). Limits change field by
+  // field (KeyLimitsPatch); reset_usage moves budget_reset_at to now() and zeroes the key's
+  // key_budget_usage, in the same transaction. A limit out of range (a count <= 0, a negative or
+  // non-finite budget_usd) -> invalid_request naming it, here and in create.
   boost::asio::awaitable<core::Result<std::pair<core::UserKey, std::string>>> update(
       std::string id, core::UserKeyPatch patch);
   // Replaces hash and prefix, keeps is_active as it is. Returns the key and its OLD hash.
@@ -42,6 +47,14 @@ class KeyRepo {
   // last_used_at = now(). Best effort: a key revoked meanwhile is not an error. One write per call,
   // so the caller should rate-limit it per key.
   boost::asio::awaitable<core::Status> touch_last_used(std::string key_hash);
+
+  // What a live key has used since its budget_reset_at, as (tokens, micro-USD); (0, 0) before its
+  // first logged request. Unknown or revoked key -> not_found.
+  boost::asio::awaitable<core::Result<std::pair<std::int64_t, std::int64_t>>> budget_usage(std::string key_id);
+  // (key_id, tokens, micro_usd) of every unrevoked key with a token_budget or a budget_usd (active or
+  // not), by key_id: to rebuild the budget counters in Redis.
+  using BudgetUsage = std::tuple<std::string, std::int64_t, std::int64_t>;
+  boost::asio::awaitable<core::Result<std::vector<BudgetUsage>>> budget_usages();
 
  private:
   Db& db_;

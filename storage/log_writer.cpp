@@ -49,6 +49,13 @@ constexpr std::size_t kMaxText = 1024;
 // skips the rows whose day has no partition: one row stamped far off must not lose its neighbours.
 // usage_daily is upserted in (key_id, day) order so that concurrent replicas lock rows in the same
 // order and cannot deadlock.
+// key_budget_usage (what each budget has used) gets, per key, the tokens and the cost of the rows
+// created at or after the key's budget_reset_at; rows without a key, or naming no key in user_keys,
+// add nothing. The cost is counted in micro-USD, each row's rounded (NULL: 0, clamped to 0..10^9
+// USD), and the totals saturate instead of overflowing bigint. Upserted in key_id order, like
+// usage_daily (every replica runs this same statement, so the two tables are also taken in the same
+// order). A reset (KeyRepo::update) zeroes a row under its lock: a batch already running when the
+// reset commits may still add its rows created before the reset time to the zeroed row.
 constexpr Statement kInsertBatch{
     "log_insert_batch",
     "WITH batch AS ("
@@ -82,6 +89,15 @@ constexpr Statement kInsertBatch{
     "    completion_tokens = u.completion_tokens + excluded.completion_tokens,"
     "    cached_tokens = u.cached_tokens + excluded.cached_tokens,"
     "    total_tokens = u.total_tokens + excluded.total_tokens, cost = u.cost + excluded.cost"
+    "), budgets AS ("
+    "  INSERT INTO key_budget_usage AS b (key_id, tokens, micro_usd)"
+    "  SELECT l.key_id, sum(l.total_tokens),"
+    "    sum(least(greatest(round(coalesce(l.cost, 0) * 1000000), 0), 1000000000000000))::bigint"
+    "  FROM logged l JOIN user_keys k ON k.id = l.key_id"
+    "  WHERE l.created_at >= k.budget_reset_at GROUP BY 1 ORDER BY 1"
+    "  ON CONFLICT (key_id) DO UPDATE SET"
+    "    tokens = least(b.tokens::numeric + excluded.tokens, 9223372036854775807)::bigint,"
+    "    micro_usd = least(b.micro_usd::numeric + excluded.micro_usd, 9223372036854775807)::bigint"
     ")"
     " SELECT count(*) FROM logged"};
 

@@ -2,8 +2,9 @@
 // The request log's writer. The hot path hands each finished request to submit(), which never
 // blocks and never throws; a thread of its own, with a PostgreSQL connection of its own (not the
 // Db pool: a log backlog must never take a connection from the requests), writes the rows in
-// batches, one transaction each: the rows into request_logs and the per-key per-UTC-day totals
-// into usage_daily.
+// batches, one transaction each: the rows into request_logs, the per-key per-UTC-day totals
+// into usage_daily, and what each key's budget has used since its budget_reset_at into
+// key_budget_usage.
 //
 // The queue is bounded: when PostgreSQL is slow or down, rows beyond queue_max are dropped and
 // counted instead of growing the process. The writer also owns request_logs' daily partitions

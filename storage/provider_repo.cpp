@@ -18,14 +18,14 @@ using detail::Statement;
 #define PROVIDER_COLUMNS                                                                          \
   "id::text, name, kind, base_url, coalesce(api_key_enc, ''), coalesce(api_key_preview, ''), "    \
   "is_active, " LLMGW_SQL_TS("created_at") ", " LLMGW_SQL_TS("updated_at") ","                    \
-  " coalesce(extra_headers_enc, ''), array_to_json(extra_header_names)::text, api_version"
+  " coalesce(extra_headers_enc, ''), array_to_json(extra_header_names)::text, api_version, rpm, rpd"
 #define TEXT_ARRAY(n) "ARRAY(SELECT jsonb_array_elements_text(" n "::jsonb))"
 
 constexpr Statement kInsert{"provider_insert",
                             "INSERT INTO providers (name, kind, base_url, api_key_enc, api_key_preview,"
-                            " extra_headers_enc, extra_header_names, api_version)"
+                            " extra_headers_enc, extra_header_names, api_version, rpm, rpd)"
                             " VALUES ($1, $2, $3, nullif($4, ''), nullif($5, ''), nullif($6, ''), " TEXT_ARRAY("$7")
-                            ", $8) RETURNING " PROVIDER_COLUMNS};
+                            ", $8, $9, $10) RETURNING " PROVIDER_COLUMNS};
 
 constexpr Statement kList{"provider_list",
                           "SELECT " PROVIDER_COLUMNS
@@ -47,6 +47,8 @@ constexpr Statement kUpdate{
     " extra_headers_enc = CASE WHEN $8::text IS NULL THEN extra_headers_enc ELSE nullif($8::text, '') END,"
     " extra_header_names = CASE WHEN $9::text IS NULL THEN extra_header_names ELSE " TEXT_ARRAY("$9") " END,"
     " api_version = CASE WHEN $10::boolean THEN $11::text ELSE api_version END,"
+    " rpm = CASE WHEN $12::boolean THEN $13::bigint ELSE rpm END,"
+    " rpd = CASE WHEN $14::boolean THEN $15::bigint ELSE rpd END,"
     " updated_at = now()"
     " WHERE id = $1 AND deleted_at IS NULL"
     " RETURNING " PROVIDER_COLUMNS};
@@ -103,7 +105,16 @@ Provider provider_from(const pqxx::row& r) {
   p.extra_headers_enc = r[9].as<std::string>();
   p.extra_header_names = detail::text_array(r[10]);
   p.api_version = detail::optional_text(r[11]);
+  if (!r[12].is_null()) p.limits.rpm = r[12].as<std::int64_t>();
+  if (!r[13].is_null()) p.limits.rpd = r[13].as<std::int64_t>();
   return p;
+}
+
+// What the columns' CHECKs would refuse (as an internal error): a 400 naming the field instead.
+core::Status check_limit(const std::optional<std::int64_t>& v, const char* name) {
+  if (v && *v <= 0)
+    return core::Error{core::errc::invalid_request, fmt::format("'{}' must be a positive integer.", name), name};
+  return core::ok();
 }
 
 std::string duplicate_name(const std::string& name) {
@@ -113,11 +124,14 @@ std::string duplicate_name(const std::string& name) {
 }  // namespace
 
 boost::asio::awaitable<Result<Provider>> ProviderRepo::create(core::NewProvider provider) {
+  if (auto s = check_limit(provider.limits.rpm, "rpm"); !s) co_return std::move(s).error();
+  if (auto s = check_limit(provider.limits.rpd, "rpd"); !s) co_return std::move(s).error();
   const std::string name = provider.name;
   auto insert = [p = std::move(provider)](pqxx::connection& c) -> Result<Provider> {
     pqxx::nontransaction tx(c);
     const auto rows = exec(tx, kInsert, p.name, p.kind, p.base_url, p.api_key_enc, p.api_key_preview,
-                           p.extra_headers_enc, detail::json_array(p.extra_header_names), p.api_version);
+                           p.extra_headers_enc, detail::json_array(p.extra_header_names), p.api_version,
+                           p.limits.rpm, p.limits.rpd);
     return provider_from(rows[0]);
   };
   auto result = co_await db_.run<Provider>(std::move(insert));
@@ -147,6 +161,8 @@ boost::asio::awaitable<Result<Provider>> ProviderRepo::get(std::string id) {
 }
 
 boost::asio::awaitable<Result<Provider>> ProviderRepo::update(std::string id, core::ProviderPatch patch) {
+  if (auto s = check_limit(patch.rpm.value_or(std::nullopt), "rpm"); !s) co_return std::move(s).error();
+  if (auto s = check_limit(patch.rpd.value_or(std::nullopt), "rpd"); !s) co_return std::move(s).error();
   const std::string name = patch.name.value_or("");
   auto change = [id = std::move(id), p = std::move(patch)](pqxx::connection& c) -> Result<Provider> {
     pqxx::nontransaction tx(c);
@@ -155,7 +171,8 @@ boost::asio::awaitable<Result<Provider>> ProviderRepo::update(std::string id, co
     const bool set_version = p.api_version.has_value();
     const std::optional<std::string> version = set_version ? *p.api_version : std::nullopt;
     const auto rows = exec(tx, kUpdate, id, p.name, p.kind, p.base_url, p.api_key_enc, p.api_key_preview,
-                           p.is_active, p.extra_headers_enc, names, set_version, version);
+                           p.is_active, p.extra_headers_enc, names, set_version, version, p.rpm.has_value(),
+                           p.rpm.value_or(std::nullopt), p.rpd.has_value(), p.rpd.value_or(std::nullopt));
     if (rows.empty()) return core::errc::not_found;
     return provider_from(rows[0]);
   };

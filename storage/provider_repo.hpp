@@ -23,7 +23,8 @@ class ProviderRepo {
   boost::asio::awaitable<core::Result<std::vector<core::Provider>>> list();  // by created_at
   boost::asio::awaitable<core::Result<core::Provider>> get(std::string id);
   // Only the fields set in the patch change (one statement); updated_at is bumped. Setting
-  // api_key_enc / api_key_preview to "" clears them. Duplicate name -> conflict.
+  // api_key_enc / api_key_preview to "" clears them; rpm / rpd set to null remove the limit.
+  // Duplicate name -> conflict. An rpm / rpd <= 0 -> invalid_request (also in create).
   boost::asio::awaitable<core::Result<core::Provider>> update(std::string id, core::ProviderPatch patch);
   // Soft delete (deleted_at = now(), is_active = false). When live models route to the provider:
   // !force -> conflict "provider is used by N model(s)"; force -> a model with a route elsewhere

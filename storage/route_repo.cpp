@@ -17,7 +17,7 @@ using detail::Statement;
   "SELECT m.id::text, m.name, m.strategy, r.id::text, p.id::text, p.name, p.kind, p.base_url,"         \
   " coalesce(r.provider_model_name, m.name), coalesce(p.api_version, ''), r.priority, r.weight,"       \
   " coalesce(r.price_input, m.price_input)::float8, coalesce(r.price_output, m.price_output)::float8," \
-  " coalesce(r.price_cached_input, m.price_cached_input)::float8"                                      \
+  " coalesce(r.price_cached_input, m.price_cached_input)::float8, p.rpm, p.rpd"                        \
   " FROM models m JOIN model_routes r ON r.model_id = m.id JOIN providers p ON p.id = r.provider_id"   \
   " WHERE m.deleted_at IS NULL AND m.is_active AND r.deleted_at IS NULL"                               \
   " AND p.deleted_at IS NULL AND p.is_active"
@@ -50,6 +50,8 @@ std::vector<ModelRoutes> group(const pqxx::result& rows) {
     t.priority = r[10].as<int>();
     t.weight = r[11].as<int>();
     t.pricing = detail::pricing_from(r, 12);  // field by field: the route's price, else the model's
+    if (!r[15].is_null()) t.provider_limits.rpm = r[15].as<std::int64_t>();
+    if (!r[16].is_null()) t.provider_limits.rpd = r[16].as<std::int64_t>();
     out.back().routes.push_back(std::move(t));
   }
   return out;

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "storage/db.hpp"
+#include "storage/key_repo.hpp"
 #include "storage/log_repo.hpp"
 #include "storage/log_writer.hpp"
 #include "test_support.hpp"
@@ -39,7 +40,7 @@ std::unique_ptr<storage::Db> log_db() {
   REQUIRE(db->migrate().has_value());
   pqxx::connection conn(test::db_url());
   pqxx::nontransaction tx(conn);
-  tx.exec("TRUNCATE request_logs, usage_daily");
+  tx.exec("TRUNCATE request_logs, usage_daily, key_budget_usage");
   return db;
 }
 
@@ -222,6 +223,64 @@ TEST_CASE("LogWriter: rows are visible within 1 s; usage_daily adds up across ba
   CHECK(c.failed_batches == 0);
   CHECK(c.queued == 0);
   WARN("first row visible after " << took.count() << " ms");
+}
+
+TEST_CASE("LogWriter: key_budget_usage adds each key's tokens and micro-USD since its budget_reset_at",
+          "[logs][writer][limits]") {
+  auto db = log_db();
+  storage::KeyRepo keys(*db);
+  std::string budgeted, plain;
+  auto create = [&]() -> awaitable<void> {
+    core::NewUserKey a{"budgeted", {}, {}}, b{"plain", {}, {}};
+    a.limits.budget_usd = 1;
+    auto ka = co_await keys.create(a, std::string(64, '1'), "sk-1");
+    auto kb = co_await keys.create(b, std::string(64, '2'), "sk-2");
+    REQUIRE((ka && kb));
+    budgeted = ka->id;
+    plain = kb->id;
+  };
+  test::run_async(create);
+  const std::int64_t reset_us = now_us() - 3'600'000'000;  // an hour ago
+  scalar("UPDATE user_keys SET budget_reset_at = timestamptz 'epoch' + " + std::to_string(reset_us) +
+         " * interval '1 microsecond' WHERE id = '" + budgeted + "' RETURNING 1");
+
+  storage::LogWriter writer(writer_options());
+  auto row = [](std::string id, std::int64_t at, std::string key, std::optional<double> cost) {
+    auto r = log_row(std::move(id), at, std::move(key));
+    r.cost = cost;
+    return r;
+  };
+  REQUIRE(writer.submit(row("before-reset", reset_us - 1, budgeted, 1.0)));   // not counted
+  REQUIRE(writer.submit(row("at-reset", reset_us, budgeted, 0.0123456)));     // 12345.6 -> 12346
+  REQUIRE(writer.submit(row("no-cost", now_us(), budgeted, std::nullopt)));  // tokens only
+  REQUIRE(writer.submit(row("half", now_us(), budgeted, 0.0000015)));        // each row rounded: 2
+  REQUIRE(writer.submit(row("plain", now_us(), plain, 0.25)));
+  REQUIRE(writer.submit(row("no-key", now_us(), "", 3.0)));
+  REQUIRE(writer.submit(row("unknown-key", now_us(), kKeyC, 3.0)));
+  REQUIRE(written_reaches(writer, 7));
+
+  const std::string usage = "SELECT tokens * 1000000000 + micro_usd FROM key_budget_usage WHERE key_id = '";
+  CHECK(scalar(usage + budgeted + "'") == 45 * 1'000'000'000LL + 12348);
+  CHECK(scalar(usage + plain + "'") == 15 * 1'000'000'000LL + 250000);
+  CHECK(scalar("SELECT count(*) FROM key_budget_usage") == 2);  // not for no key, nor an unknown one
+  // usage_daily still counts every row.
+  CHECK(scalar("SELECT sum(requests) FROM usage_daily WHERE key_id = '" + budgeted + "'") == 4);
+
+  // A reset: rows created before it no longer count, later ones do, on top of zero.
+  const std::int64_t before_reset = now_us() - 1000;
+  auto reset = [&]() -> awaitable<void> {
+    core::UserKeyPatch p;
+    p.reset_usage = true;
+    auto done = co_await keys.update(budgeted, p);
+    REQUIRE(done.has_value());
+  };
+  test::run_async(reset);
+  REQUIRE(writer.submit(row("late-old", before_reset, budgeted, 0.5)));
+  REQUIRE(writer.submit(row("new", now_us() + 1000, budgeted, 0.000001)));
+  REQUIRE(written_reaches(writer, 9));
+  CHECK(scalar(usage + budgeted + "'") == 15 * 1'000'000'000LL + 1);
+  CHECK(scalar(usage + plain + "'") == 15 * 1'000'000'000LL + 250000);
+  CHECK(writer.counters().dropped == 0);
 }
 
 TEST_CASE("LogWriter: a full queue drops and counts without blocking; stop() writes what is queued",

@@ -50,7 +50,7 @@ std::unique_ptr<storage::Db> fresh_db(storage::DbOptions o = options()) {
   REQUIRE(db->migrate().has_value());
   pqxx::connection conn(test::db_url());
   pqxx::nontransaction tx(conn);
-  tx.exec("TRUNCATE model_routes, models, providers, user_keys");
+  tx.exec("TRUNCATE model_routes, models, providers, user_keys, key_budget_usage");
   return db;
 }
 
@@ -664,7 +664,7 @@ TEST_CASE("KeyRepo: create, lookup, update, rotate, revoke", "[keys]") {
   storage::KeyRepo keys(*db);
   const std::string hash1(64, 'a'), hash2(64, 'b'), hash3(64, 'c');
   auto body = [&]() -> awaitable<void> {
-    const core::NewUserKey ci{"ci", {}};
+    const core::NewUserKey ci{"ci", {}, {}};
     auto created = co_await keys.create(ci, hash1, "sk-gw-aaaa");
     REQUIRE(created.has_value());
     const core::UserKey k = *created;
@@ -674,7 +674,7 @@ TEST_CASE("KeyRepo: create, lookup, update, rotate, revoke", "[keys]") {
     CHECK_FALSE(k.last_used_at.has_value());
     CHECK(is_rfc3339_utc_us(k.created_at));
 
-    const core::NewUserKey again{"again", {}}, other_key{"other", {}};
+    const core::NewUserKey again{"again", {}, {}}, other_key{"other", {}, {}};
     CHECK_CODE(keys.create(again, hash1, "sk-gw-aaaa"), errc::conflict);
     auto other = co_await keys.create(other_key, hash3, "sk-gw-cccc");
     REQUIRE(other.has_value());
@@ -1072,7 +1072,7 @@ TEST_CASE("KeyRepo: model access (allowed_models, default_model) is stored and r
   storage::KeyRepo keys(*db);
   const std::string hash(64, 'd');
   auto body = [&]() -> awaitable<void> {
-    const core::NewUserKey limited{"limited", {{"gpt-4o", "claude-*"}, std::string("gpt-4o")}};
+    const core::NewUserKey limited{"limited", {{"gpt-4o", "claude-*"}, std::string("gpt-4o")}, {}};
     auto k = co_await keys.create(limited, hash, "sk-dddd");
     REQUIRE(k.has_value());
     CHECK(k->access.allowed_models == std::vector<std::string>{"gpt-4o", "claude-*"});
@@ -1098,7 +1098,7 @@ TEST_CASE("KeyRepo: model access (allowed_models, default_model) is stored and r
 
     core::UserKeyPatch rename;  // access untouched when absent
     rename.name = "renamed";
-    const core::NewUserKey second{"second", {{"x"}, std::nullopt}};
+    const core::NewUserKey second{"second", {{"x"}, std::nullopt}, {}};
     auto k2 = co_await keys.create(second, std::string(64, 'e'), "sk-eeee");
     REQUIRE(k2.has_value());
     auto renamed = co_await keys.update(k2->id, rename);
@@ -1137,6 +1137,250 @@ TEST_CASE("ProviderRepo: extra headers (sealed), their names, api_version", "[pr
     REQUIRE(after.has_value());
     CHECK(after->extra_headers_enc.empty());
     CHECK(after->api_key_enc == "ENC");
+  };
+  test::run_async(body);
+}
+
+core::KeyLimits all_limits() {
+  core::KeyLimits l;
+  l.rpm = 60;
+  l.rpd = 1000;
+  l.tpm = 90000;
+  l.token_budget = 1'000'000'000'000;
+  l.budget_usd = 0.1;  // reads back as the same double
+  l.max_parallel = 4;
+  return l;
+}
+
+bool same_limits(const core::KeyLimits& a, const core::KeyLimits& b) {
+  return a.rpm == b.rpm && a.rpd == b.rpd && a.tpm == b.tpm && a.token_budget == b.token_budget &&
+         a.budget_usd == b.budget_usd && a.max_parallel == b.max_parallel;
+}
+
+TEST_CASE("KeyRepo: limits round-trip through create, get, list, lookups, update (per field), rotate",
+          "[keys][limits]") {
+  auto db = fresh_db();
+  storage::KeyRepo keys(*db);
+  const std::string hash(64, 'a'), rotated_hash(64, 'b');
+  auto body = [&]() -> awaitable<void> {
+    core::NewUserKey limited{"limited", {}, all_limits()};
+    auto k = co_await keys.create(limited, hash, "sk-aaaa");
+    REQUIRE(k.has_value());
+    CHECK(same_limits(k->limits, all_limits()));
+    const core::NewUserKey open{"open", {}, {}};
+    auto unlimited = co_await keys.create(open, std::string(64, 'c'), "sk-cccc");
+    REQUIRE(unlimited.has_value());
+    CHECK_FALSE(unlimited->limits.any());
+
+    auto got = co_await keys.get(k->id);
+    REQUIRE(got.has_value());
+    CHECK(same_limits(got->limits, all_limits()));
+    auto listed = co_await keys.list();
+    REQUIRE(listed.has_value());
+    REQUIRE(listed->size() == 2);
+    CHECK(same_limits((*listed)[0].limits, all_limits()));
+    CHECK_FALSE((*listed)[1].limits.any());
+    auto found = co_await keys.find_active(hash);
+    REQUIRE(found.has_value());
+    REQUIRE(found->has_value());
+    CHECK(same_limits((*found)->limits, all_limits()));
+    auto records = co_await keys.active_records();
+    REQUIRE(records.has_value());
+    REQUIRE(records->size() == 2);
+    for (const auto& [h, record] : *records)
+      CHECK(same_limits(record.limits, h == hash ? all_limits() : core::KeyLimits{}));
+
+    // Absent keeps, null removes, a value sets; other fields and limits stay.
+    core::UserKeyPatch patch;
+    patch.limits.rpm = std::optional<std::int64_t>(120);
+    patch.limits.tpm = std::optional<std::int64_t>{};
+    patch.limits.budget_usd = std::optional<double>(25.75);
+    patch.limits.max_parallel = std::optional<std::int64_t>{};
+    auto updated = co_await keys.update(k->id, patch);
+    REQUIRE(updated.has_value());
+    core::KeyLimits expected = all_limits();
+    expected.rpm = 120;
+    expected.tpm = std::nullopt;
+    expected.budget_usd = 25.75;
+    expected.max_parallel = std::nullopt;
+    CHECK(same_limits(updated->first.limits, expected));
+    CHECK(updated->first.name == "limited");
+    core::UserKeyPatch rename;
+    rename.name = "renamed";
+    auto renamed = co_await keys.update(k->id, rename);
+    REQUIRE(renamed.has_value());
+    CHECK(same_limits(renamed->first.limits, expected));
+    auto refound = co_await keys.find_active(hash);
+    REQUIRE(refound.has_value());
+    REQUIRE(refound->has_value());
+    CHECK(same_limits((*refound)->limits, expected));
+
+    core::UserKeyPatch set_open;  // a value on a key without limits
+    set_open.limits.rpd = std::optional<std::int64_t>(5);
+    set_open.limits.budget_usd = std::optional<double>(0.0);
+    auto opened = co_await keys.update(unlimited->id, set_open);
+    REQUIRE(opened.has_value());
+    CHECK(opened->first.limits.rpd == 5);
+    CHECK(opened->first.limits.budget_usd == 0.0);
+    CHECK_FALSE(opened->first.limits.rpm);
+
+    auto rotated = co_await keys.rotate(k->id, rotated_hash, "sk-bbbb");
+    REQUIRE(rotated.has_value());
+    CHECK(rotated->second == hash);
+    CHECK(same_limits(rotated->first.limits, expected));
+
+    // What the columns' CHECKs refuse is a 400 naming the field, before any SQL.
+    core::NewUserKey zero_rpm{"bad", {}, {}};
+    zero_rpm.limits.rpm = 0;
+    auto refused = co_await keys.create(zero_rpm, std::string(64, 'd'), "sk-dddd");
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().code == errc::invalid_request);
+    CHECK(refused.error().param == "rpm");
+    core::UserKeyPatch negative;
+    negative.limits.budget_usd = std::optional<double>(-1.0);
+    auto refused_update = co_await keys.update(k->id, negative);
+    REQUIRE_FALSE(refused_update.has_value());
+    CHECK(refused_update.error().param == "budget_usd");
+  };
+  test::run_async(body);
+}
+
+TEST_CASE("KeyRepo: reset_usage zeroes the budget usage and moves budget_reset_at; budget_usage(s)",
+          "[keys][limits]") {
+  auto db = fresh_db();
+  storage::KeyRepo keys(*db);
+  auto body = [&]() -> awaitable<void> {
+    core::NewUserKey tokens{"tokens", {}, {}}, dollars{"dollars", {}, {}}, rate_only{"rate", {}, {}};
+    tokens.limits.token_budget = 1000;
+    dollars.limits.budget_usd = 5;
+    rate_only.limits.rpm = 10;
+    auto t = co_await keys.create(tokens, std::string(64, 'a'), "sk-a");
+    auto d = co_await keys.create(dollars, std::string(64, 'b'), "sk-b");
+    auto r = co_await keys.create(rate_only, std::string(64, 'c'), "sk-c");
+    REQUIRE((t && d && r));
+    {
+      pqxx::connection conn(test::db_url());
+      pqxx::nontransaction tx(conn);
+      tx.exec("INSERT INTO key_budget_usage VALUES ('" + t->id + "', 700, 0), ('" + r->id + "', 9, 9)");
+      tx.exec("UPDATE user_keys SET budget_reset_at = now() - interval '1 day'");
+    }
+
+    auto used = co_await keys.budget_usage(t->id);
+    REQUIRE(used.has_value());
+    CHECK(*used == std::pair<std::int64_t, std::int64_t>{700, 0});
+    auto unused = co_await keys.budget_usage(d->id);  // no row yet
+    REQUIRE(unused.has_value());
+    CHECK(*unused == std::pair<std::int64_t, std::int64_t>{0, 0});
+    CHECK_CODE(keys.budget_usage(kMissingId), errc::not_found);
+
+    // Only keys with a budget, by id.
+    auto all = co_await keys.budget_usages();
+    REQUIRE(all.has_value());
+    std::vector<storage::KeyRepo::BudgetUsage> expected{{t->id, 700, 0}, {d->id, 0, 0}};
+    std::sort(expected.begin(), expected.end());
+    CHECK(*all == expected);
+
+    core::UserKeyPatch reset;
+    reset.reset_usage = true;
+    auto after = co_await keys.update(t->id, reset);
+    REQUIRE(after.has_value());
+    CHECK(same_limits(after->first.limits, tokens.limits));
+    auto zeroed = co_await keys.budget_usage(t->id);
+    REQUIRE(zeroed.has_value());
+    CHECK(*zeroed == std::pair<std::int64_t, std::int64_t>{0, 0});
+    CHECK(count_rows("SELECT count(*) FROM user_keys WHERE budget_reset_at > now() - interval '1 minute'") == 1);
+    CHECK(count_rows("SELECT count(*) FROM user_keys WHERE id = '" + t->id +
+                     "' AND budget_reset_at = updated_at") == 1);
+    // Another key's usage is untouched, and a reset without a usage row is fine.
+    CHECK(count_rows("SELECT tokens FROM key_budget_usage WHERE key_id = '" + r->id + "'") == 9);
+    auto reset_other = co_await keys.update(d->id, reset);
+    REQUIRE(reset_other.has_value());
+    core::UserKeyPatch no_reset;  // reset_usage false: budget_reset_at stays
+    no_reset.name = "dollars-2";
+    auto renamed = co_await keys.update(r->id, no_reset);
+    REQUIRE(renamed.has_value());
+    CHECK(count_rows("SELECT count(*) FROM user_keys WHERE id = '" + r->id +
+                     "' AND budget_reset_at < now() - interval '1 hour'") == 1);
+
+    CHECK_OK(keys.revoke(d->id));
+    CHECK_CODE(keys.budget_usage(d->id), errc::not_found);
+    auto left = co_await keys.budget_usages();
+    REQUIRE(left.has_value());
+    REQUIRE(left->size() == 1);
+    CHECK(std::get<0>((*left)[0]) == t->id);
+  };
+  test::run_async(body);
+}
+
+TEST_CASE("ProviderRepo: rpm / rpd round-trip and reach RouteTarget::provider_limits", "[providers][limits]") {
+  auto db = fresh_db();
+  storage::ProviderRepo providers(*db);
+  storage::ModelRepo models(*db);
+  storage::RouteRepo routes(*db);
+  auto body = [&]() -> awaitable<void> {
+    auto limited = new_provider("limited");
+    limited.limits.rpm = 500;
+    limited.limits.rpd = 100000;
+    auto p = co_await providers.create(limited);
+    REQUIRE(p.has_value());
+    CHECK(p->limits.rpm == 500);
+    CHECK(p->limits.rpd == 100000);
+    const auto open_provider = new_provider("open");
+    auto q = co_await providers.create(open_provider);
+    REQUIRE(q.has_value());
+    CHECK_FALSE(q->limits.any());
+    auto got = co_await providers.get(p->id);
+    REQUIRE(got.has_value());
+    CHECK(got->limits.rpd == 100000);
+    auto listed = co_await providers.list();
+    REQUIRE(listed.has_value());
+    REQUIRE(listed->size() == 2);
+    CHECK((*listed)[0].limits.rpm == 500);
+
+    const auto m1 = new_model("m1", p->id), m2 = new_model("m2", q->id);
+    REQUIRE_OK(models.create(m1));
+    REQUIRE_OK(models.create(m2));
+    auto found = co_await routes.find("m1");
+    REQUIRE(found.has_value());
+    REQUIRE(found->has_value());
+    CHECK((*found)->routes.at(0).provider_limits.rpm == 500);
+    CHECK((*found)->routes.at(0).provider_limits.rpd == 100000);
+
+    core::ProviderPatch patch;  // rpm removed, rpd changed
+    patch.rpm = std::optional<std::int64_t>{};
+    patch.rpd = std::optional<std::int64_t>(7);
+    auto updated = co_await providers.update(p->id, patch);
+    REQUIRE(updated.has_value());
+    CHECK_FALSE(updated->limits.rpm);
+    CHECK(updated->limits.rpd == 7);
+    core::ProviderPatch rename;  // absent: kept
+    rename.name = "limited-2";
+    auto renamed = co_await providers.update(p->id, rename);
+    REQUIRE(renamed.has_value());
+    CHECK(renamed->limits.rpd == 7);
+    core::ProviderPatch set_open;
+    set_open.rpm = std::optional<std::int64_t>(3);
+    auto opened = co_await providers.update(q->id, set_open);
+    REQUIRE(opened.has_value());
+    CHECK(opened->limits.rpm == 3);
+
+    auto all = co_await routes.all();
+    REQUIRE(all.has_value());
+    REQUIRE(all->size() == 2);
+    CHECK_FALSE((*all)[0].routes.at(0).provider_limits.rpm);
+    CHECK((*all)[0].routes.at(0).provider_limits.rpd == 7);
+    CHECK((*all)[1].routes.at(0).provider_limits.rpm == 3);
+    CHECK_FALSE((*all)[1].routes.at(0).provider_limits.rpd);
+
+    core::ProviderPatch zero;
+    zero.rpd = std::optional<std::int64_t>(0);
+    auto refused = co_await providers.update(p->id, zero);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().code == errc::invalid_request);
+    CHECK(refused.error().param == "rpd");
+    auto bad = new_provider("bad");
+    bad.limits.rpm = -1;
+    CHECK_CODE(providers.create(bad), errc::invalid_request);
   };
   test::run_async(body);
 }
