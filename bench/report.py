@@ -9,11 +9,12 @@ sse_ttfb.py, and {"kind":"meta","key","value"} for machine info, versions and RS
 import json
 import sys
 
-TARGET_ORDER = ["direct", "nginx", "gateway-info", "gateway-warn"]
+TARGET_ORDER = ["direct", "nginx", "gateway-info", "gateway-limited", "gateway-warn"]
 TARGET_LABEL = {
     "direct": "direct (upstream nginx)",
     "nginx": "nginx proxy",
     "gateway-info": "gateway, LOG_LEVEL=info",
+    "gateway-limited": "gateway, LOG_LEVEL=info, key with every limit",
     "gateway-warn": "gateway, LOG_LEVEL=warn",
 }
 

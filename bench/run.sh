@@ -288,6 +288,9 @@ P2=$(admin POST /admin/providers "{\"name\":\"bench-mock\",\"kind\":\"openai\",\
 admin POST /admin/models "{\"name\":\"$MODEL\",\"provider_id\":\"$P1\",\"provider_model_name\":\"gpt-4o-mini\"}" >/dev/null
 admin POST /admin/models "{\"name\":\"$STREAM_MODEL\",\"provider_id\":\"$P2\",\"provider_model_name\":\"gpt-4o-mini\"}" >/dev/null
 USER_KEY=$(admin POST /admin/keys '{"name":"bench"}' | field key)
+# A key with every limit set, none ever reached: the cost of admission (one Redis round trip, the
+# key's Lua script) and of the queued reconcile after each answer.
+LIMITED_KEY=$(admin POST /admin/keys '{"name":"bench-limited","rpm":1000000000,"rpd":1000000000000,"tpm":1000000000000,"max_parallel":100000,"token_budget":1000000000000000,"budget_usd":1000000000}' | field key)
 
 # One request by hand: the gateway must answer 200 with the canned body before any load.
 check_one() { # PORT KEY WHAT
@@ -301,6 +304,7 @@ check_one() { # PORT KEY WHAT
 check_one "$UP_PORT" sk-bench direct
 check_one "$PX_PORT" sk-bench nginx
 check_one "$GW_PORT" "$USER_KEY" gateway
+check_one "$GW_PORT" "$LIMITED_KEY" gateway-limited
 
 # ---- measuring ----------------------------------------------------------------------------------
 RESULTS=$WORK/results.jsonl
@@ -424,6 +428,7 @@ for spec in 1:1 64:2; do
   bench direct "$UP_PORT" sk-bench "$conns" "$threads"
   bench nginx "$PX_PORT" sk-bench "$conns" "$threads" "$PX_PID"
   bench gateway-info "$GW_PORT" "$USER_KEY" "$conns" "$threads" "$GW_PID" redis
+  bench gateway-limited "$GW_PORT" "$LIMITED_KEY" "$conns" "$threads" "$GW_PID" redis
 done
 record rss:gateway-info "$(rss_kb "$GW_PID")"
 

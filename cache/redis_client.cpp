@@ -34,6 +34,7 @@ struct RedisClient::Pending {
   std::vector<Reply> replies;
   std::optional<core::Error> error;
   steady_clock::time_point queued = steady_clock::now();
+  std::function<void(std::vector<Reply>&)> on_replies;  // send(): called once all replies arrived
 };
 
 RedisClient::RedisClient(asio::any_io_executor ex, RedisOptions opts)
@@ -107,6 +108,7 @@ asio::awaitable<void> RedisClient::read_loop(ReplyParser& parser) {
     if (p->replies.size() == p->expected) {
       pending_.pop_front();
       p->timer.cancel();
+      if (p->on_replies) p->on_replies(p->replies);  // may send() more
     }
   }
 }
@@ -164,6 +166,23 @@ asio::awaitable<core::Result<std::vector<Reply>>> RedisClient::pipeline(
     co_return unavailable("redis command timed out");
   }
   co_return std::move(p->replies);
+}
+
+bool RedisClient::send(const std::vector<std::vector<std::string>>& cmds,
+                       std::function<void(std::vector<Reply>&)> on_replies) {
+  if (!connected_ || cmds.empty() || pending_commands_ + cmds.size() > opts_.max_pending) {
+    ++failures_;
+    return false;
+  }
+  for (const auto& c : cmds)
+    if (c.empty()) return false;
+  auto p = std::make_shared<Pending>(ex_, opts_.command_timeout, cmds.size());  // nobody waits on it
+  p->on_replies = std::move(on_replies);
+  for (const auto& c : cmds) encode_command(c, out_);
+  pending_.push_back(std::move(p));
+  pending_commands_ += cmds.size();
+  write_signal_.cancel();
+  return true;
 }
 
 asio::awaitable<core::Result<Reply>> RedisClient::command(std::vector<std::string> args) {

@@ -41,6 +41,12 @@ class RedisClient : public std::enable_shared_from_this<RedisClient> {
   // Several commands in one write, replies in order, one deadline for all.
   boost::asio::awaitable<core::Result<std::vector<Reply>>> pipeline(
       std::vector<std::vector<std::string>> cmds);
+  // Queues commands at once, before the caller's next step, without waiting for their replies: for
+  // writes that must reach Redis ahead of anything the caller does next on this connection.
+  // `on_replies`, if set, gets the replies (on the executor; never when the connection is lost or
+  // they come too late to matter). False when not connected (nothing was queued).
+  bool send(const std::vector<std::vector<std::string>>& cmds,
+            std::function<void(std::vector<Reply>&)> on_replies = {});
 
   // For metrics (read on the client's executor): failed commands and command latency.
   std::uint64_t failures() const noexcept { return failures_; }

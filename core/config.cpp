@@ -153,6 +153,8 @@ std::variant<Config, ConfigErrors> parse_config(const EnvLookup& env) {
   p.seconds("ROUTE_COOLDOWN_WINDOW", c.route_cooldown_window);
   p.seconds("ROUTE_COOLDOWN_SECONDS", c.route_cooldown, 0);
   p.seconds("RESPONSES_TTL", c.responses_ttl, 60);
+  p.seconds("LIMIT_LEASE_SECONDS", c.limit_lease, 1);
+  p.integer("LIMIT_CLOCK_OFFSET_MS", c.limit_clock_offset_ms, -10LL * 365 * 86400000, 10LL * 365 * 86400000);
   if (auto v = p.get("METRICS_TOKEN")) c.metrics_token = v;
   p.integer("LOG_RETENTION_DAYS", c.log_retention_days, 1, 3650);
   p.integer("LOG_QUEUE_MAX", c.log_queue_max, 1, 10000000);
@@ -200,6 +202,10 @@ All settings come from environment variables (durations in seconds, fractions al
   ROUTE_COOLDOWN_WINDOW        that window                             (30)
   ROUTE_COOLDOWN_SECONDS       how long such a route is skipped        (30)
   RESPONSES_TTL                how long a Responses API id is routable (2592000)
+  LIMIT_LEASE_SECONDS          a running request's parallel slot and   (60)
+                               budget reservation, renewed while it
+                               runs; a dead replica's expire after it
+  LIMIT_CLOCK_OFFSET_MS        shifts the rate limiter's clock; tests  (0)
   METRICS_TOKEN                Bearer token for GET /metrics           (none: open)
   LOG_RETENTION_DAYS           days of request logs kept in PostgreSQL (30)
   LOG_QUEUE_MAX                request-log rows waiting to be written; (20000)

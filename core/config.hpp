@@ -64,6 +64,12 @@ struct Config {
   // Request-log rows waiting for the batch writer; beyond, rows are dropped (and counted).
   std::size_t log_queue_max = 20000;
 
+  // Rate limits: a running request's parallel slot and budget reservation last this long unless
+  // renewed (its replica renews them; a dead replica's expire). The offset shifts the limiter's
+  // clock (Redis TIME + offset): for tests of windows and midnight only.
+  Seconds limit_lease{60};
+  std::int64_t limit_clock_offset_ms = 0;
+
   // How long the gateway remembers where a Responses API object was created.
   Seconds responses_ttl{30 * 24 * 3600};
 

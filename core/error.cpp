@@ -50,6 +50,10 @@ std::string_view to_string(errc e) noexcept {
       return "not_implemented";
     case errc::version_not_supported:
       return "http_version_not_supported";
+    case errc::rate_limit_exceeded:
+      return "rate_limit_exceeded";
+    case errc::insufficient_quota:
+      return "insufficient_quota";
     case errc::upstream_unavailable:
       return "upstream_unavailable";
     case errc::upstream_timeout:

@@ -28,6 +28,8 @@ enum class errc {
   request_timeout,  // client too slow to send its request
   not_implemented,  // 501: a transfer coding we do not support
   version_not_supported,  // 505
+  rate_limit_exceeded,    // 429: a key's or every route's provider's rpm / rpd / tpm / max_parallel
+  insufficient_quota,     // 429: a key's token or cost budget is spent
   // server side
   upstream_unavailable,  // connect / TLS failed
   upstream_timeout,      // no response header in time

@@ -15,4 +15,8 @@ bool forward_to_client(std::string_view n) noexcept {
          istarts_with(n, "x-ratelimit-") || istarts_with(n, "anthropic-ratelimit-") || iequals(n, "request-id");
 }
 
+bool forward_to_limited_client(std::string_view n) noexcept {
+  return forward_to_client(n) && !istarts_with(n, "x-ratelimit-");
+}
+
 }  // namespace core

@@ -11,5 +11,7 @@ namespace core {
 bool forward_to_upstream(std::string_view name) noexcept;
 // Upstream -> client.
 bool forward_to_client(std::string_view name) noexcept;
+// The same for a key with limits of its own: the gateway's x-ratelimit-* replace the provider's.
+bool forward_to_limited_client(std::string_view name) noexcept;
 
 }  // namespace core

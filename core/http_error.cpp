@@ -40,6 +40,13 @@ HttpError to_http(errc e) noexcept {
       return {501, "invalid_request_error", code, "The request's transfer coding is not supported."};
     case errc::version_not_supported:
       return {505, "invalid_request_error", code, "Only HTTP/1.0 and HTTP/1.1 are supported."};
+    // OpenAI's own 429s: type "requests"/"tokens" with code rate_limit_exceeded, and
+    // insufficient_quota for spent credit. Retry-After is the limiter's (gateway/limits).
+    case errc::rate_limit_exceeded:
+      return {429, "requests", code, "Rate limit reached for this key; retry later."};
+    case errc::insufficient_quota:
+      return {429, "insufficient_quota", code,
+              "You exceeded your current quota: this key's budget is spent. Ask the operator to raise or reset it."};
     case errc::upstream_unavailable:
       return {502, "api_error", code, "The upstream provider could not be reached."};
     case errc::upstream_timeout:

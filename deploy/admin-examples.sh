@@ -19,6 +19,8 @@ echo "$P"; PID=$(echo "$P" | field id)
 show curl -s "$GW/admin/providers" -H "$AUTH"
 show curl -s "$GW/admin/providers/$PID" -H "$AUTH"
 show curl -s -X PUT "$GW/admin/providers/$PID" -H "$AUTH" -H "$J" -d '{"base_url":"https://api.openai.com/v1","is_active":true}'
+# A provider's own quota (a free-tier key, say): at its limit its routes are skipped like cooling ones.
+show curl -s -X PUT "$GW/admin/providers/$PID" -H "$AUTH" -H "$J" -d '{"rpm":500,"rpd":10000}'
 
 # Models: public name -> provider + upstream model name (null: the same name).
 M=$(curl -s -X POST "$GW/admin/models" -H "$AUTH" -H "$J" \
@@ -50,6 +52,10 @@ show curl -s -X PUT "$GW/admin/keys/$KID" -H "$AUTH" -H "$J" -d '{"name":"team-a
 # Limit a key to some models (a trailing * is a prefix) and give it a default model.
 show curl -s -X PUT "$GW/admin/keys/$KID" -H "$AUTH" -H "$J" \
       -d "{\"allowed_models\":[\"gpt-4o-$S\",\"claude-*\"],\"default_model\":\"gpt-4o-$S\"}"
+# Limits and budgets (null removes one); budgets count from the last reset_usage.
+show curl -s -X PUT "$GW/admin/keys/$KID" -H "$AUTH" -H "$J" \
+      -d '{"rpm":60,"rpd":5000,"tpm":200000,"max_parallel":8,"token_budget":5000000,"budget_usd":25}'
+show curl -s -X PUT "$GW/admin/keys/$KID" -H "$AUTH" -H "$J" -d '{"reset_usage":true,"rpd":null}'
 show curl -s -X POST "$GW/admin/keys/$KID/rotate" -H "$AUTH"
 
 # Clients use the key like an OpenAI key:

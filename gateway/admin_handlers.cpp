@@ -69,6 +69,7 @@ net::awaitable<Response> admin_create_provider(App& app, Exchange& ex) {
   p.kind = in->kind;
   p.base_url = in->base_url.value_or(std::string(default_url));
   p.api_version = in->api_version;
+  p.limits = in->limits;
   if (in->api_key) {
     p.api_key_enc = core::seal(app.cfg.encryption_key, *in->api_key);
     p.api_key_preview = core::mask_secret(*in->api_key);
@@ -104,6 +105,8 @@ net::awaitable<Response> admin_update_provider(App& app, Exchange& ex) {
   patch.base_url = in->base_url;
   patch.is_active = in->is_active;
   patch.api_version = in->api_version;
+  patch.rpm = in->rpm;
+  patch.rpd = in->rpd;
   if (in->api_key) {
     patch.api_key_enc = core::seal(app.cfg.encryption_key, *in->api_key);
     patch.api_key_preview = core::mask_secret(*in->api_key);
@@ -193,15 +196,26 @@ net::awaitable<Response> admin_get_key(App& app, Exchange& ex) {
   TRY_OR_RESPOND(id, id_param(ex));
   auto k = co_await app.keys.get(*id);
   if (!k) co_return ex.fail(k.error());
-  std::string body = co_await with_key_usage(app, core::to_json(*k), *id);
+  std::string body = co_await with_key_usage(app, core::to_json(*k), *k);
   co_return json_response(200, std::move(body));
 }
 
 net::awaitable<Response> admin_update_key(App& app, Exchange& ex) {
   TRY_OR_RESPOND(id, id_param(ex));
   TRY_OR_RESPOND(patch, core::parse_key_update(ex.req.body()));
+  const bool reset = patch->reset_usage;
+  const auto& l = patch->limits;
+  const bool budget_touched = reset || l.token_budget || l.budget_usd;
   auto updated = co_await app.keys.update(*id, std::move(*patch));
-  if (updated) co_await app.key_changed(updated->second);
+  if (!updated) co_return ex.fail(updated.error());
+  co_await app.key_changed(updated->second);
+  if (budget_touched) {
+    // PostgreSQL has the change; Redis, which admits requests, must follow or the admin hears so
+    // (the same PUT again is safe).
+    if (auto s = co_await app.budget_changed(updated->first, reset); !s)
+      co_return ex.fail({errc::cache_unavailable,
+                         "The key was updated, but its budget counters in Redis could not be; retry the request."});
+  }
   co_return reply(ex, updated, 200, [](auto& v) { return core::to_json(v.first); });
 }
 

@@ -167,9 +167,30 @@ static json::object usage_object(const storage::UsageTotals& t) {
 }
 
 // The key's JSON (as rendered by core::to_json) with its usage today, this month and in total.
-net::awaitable<std::string> with_key_usage(App& app, std::string key_json, std::string key_id) {
+// Budget use: Redis's count is the live one; PostgreSQL's (fed by the log writer) stands in when
+// Redis has none or is down.
+static net::awaitable<json::value> budget_object(App& app, const core::UserKey& key) {
+  const auto& l = key.limits;
+  if (!l.token_budget && !l.budget_usd) co_return nullptr;
+  std::optional<core::LocalLimiter::Used> used;
+  if (auto live = co_await app.limits.shared.used(key.id); live) used = *live;
+  if (!used) {
+    auto stored = co_await app.keys.budget_usage(key.id);
+    if (!stored) co_return nullptr;
+    used = core::LocalLimiter::Used{stored->first, stored->second};
+  }
+  json::object b;
+  b["tokens_used"] = used->tokens;
+  b["usd_used"] = static_cast<double>(used->micro_usd) / 1e6;
+  if (l.token_budget) b["tokens_left"] = std::max<std::int64_t>(0, *l.token_budget - used->tokens);
+  if (l.budget_usd)
+    b["usd_left"] = static_cast<double>(std::max<std::int64_t>(0, core::to_micro_usd(*l.budget_usd) - used->micro_usd)) / 1e6;
+  co_return b;
+}
+
+net::awaitable<std::string> with_key_usage(App& app, std::string key_json, const core::UserKey& key) {
   storage::LogRepo repo(app.db);
-  auto usage = co_await repo.key_usage(std::move(key_id), std::chrono::system_clock::now());
+  auto usage = co_await repo.key_usage(key.id, std::chrono::system_clock::now());
   json::error_code ec;
   auto v = json::parse(key_json, ec);
   if (ec || !v.is_object()) co_return key_json;
@@ -179,6 +200,7 @@ net::awaitable<std::string> with_key_usage(App& app, std::string key_json, std::
                                           {"total", usage_object(usage->total)}};
   else
     v.as_object()["usage"] = nullptr;  // the log is unreachable: the key itself still shows
+  if (key.limits.token_budget || key.limits.budget_usd) v.as_object()["budget"] = co_await budget_object(app, key);
   co_return json::serialize(v);
 }
 

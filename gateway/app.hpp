@@ -9,6 +9,7 @@
 #include "gateway/body_budget.hpp"
 #include "gateway/deadlines.hpp"
 #include "gateway/http.hpp"
+#include "gateway/limits.hpp"
 #include "gateway/local_cache.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/session_list.hpp"
@@ -53,6 +54,7 @@ struct App {
         redis(r),
         stores(std::move(r), s.cfg.redis_prefix),
         deadlines(io.get_executor()),
+        limits(redis, s.cfg, io.get_executor()),
         upstream(s.cfg, s.tls, deadlines),
         health(core::CooldownPolicy{.failures = s.cfg.route_cooldown_failures,
                                     .window = to_steady(s.cfg.route_cooldown_window),
@@ -70,6 +72,7 @@ struct App {
   cache::Stores stores;
   LocalCaches local;
   Deadlines deadlines;
+  LimitState limits;
   UpstreamPool upstream;
   core::RouteHealth health;  // failover cooldowns, as this worker sees them
   core::RoundRobin rr;
@@ -89,12 +92,16 @@ struct App {
   net::awaitable<void> refresh_routes();
   // After an admin change of a key: update its Redis record, tell every replica.
   net::awaitable<void> key_changed(std::string hash);
+  // After an admin change of a key's limits: its budget counters in Redis follow (reset: zeroed;
+  // budget removed: dropped; budget added: seeded from PostgreSQL).
+  net::awaitable<core::Status> budget_changed(const core::UserKey& key, bool reset);
   // A cache write failed, so Redis may now disagree with PostgreSQL: it is no longer trusted as
   // authoritative (warm marker dropped) and rebuilt as soon as possible.
   void cache_write_failed(std::string_view what);
 
  private:
   bool rewarm_pending_ = false;
+  net::awaitable<core::Status> seed_budgets();
   net::awaitable<void> rewarm_until_done();
 };
 

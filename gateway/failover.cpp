@@ -45,12 +45,16 @@ std::string upstream_head(const Exchange& ex, const TargetEntry& e, const core::
   return out;
 }
 
-// Fails over on a retryable head unless this is the last route; keeps the declined answer.
+// Fails over on a retryable head unless this is the last route; keeps the declined answer; counts
+// the usage of a complete answer before its last bytes reach the client (so the client's next
+// request, on any replica, already sees it).
 class AttemptHooks final : public RelayHooks {
  public:
-  AttemptHooks(bool last, RelayHooks* observer) : last_(last), observer_(observer) {}
+  AttemptHooks(bool last, RelayHooks* observer, RequestLimits* limits, const core::RouteTarget& route)
+      : last_(last), observer_(observer), limits_(limits), route_(route) {}
   bool on_head(const h1::ResponseHead& head) override {
     retry_after_ = core::parse_retry_after(head.get("retry-after"), head.get("retry-after-ms"));
+    status_ = head.status;
     if (!last_ && core::retryable_status(head.status)) return false;
     return !observer_ || observer_->on_head(head);
   }
@@ -59,11 +63,22 @@ class AttemptHooks final : public RelayHooks {
     if (observer_) observer_->on_data(data);
   }
   core::UsageScanner* body_scanner() override { return observer_ ? observer_->body_scanner() : nullptr; }
+  void on_complete() override {
+    if (observer_) observer_->on_complete();
+    if (limits_) limits_->finish(usage(), route_.pricing, status_);
+  }
+  core::Usage usage() {
+    const auto* scanner = body_scanner();
+    return scanner ? scanner->usage() : core::Usage{};
+  }
   std::optional<core::RoutingClock::duration> retry_after() const { return retry_after_; }
 
  private:
   bool last_;
   RelayHooks* observer_;
+  RequestLimits* limits_;
+  const core::RouteTarget& route_;
+  unsigned status_ = 0;
   std::optional<core::RoutingClock::duration> retry_after_;
 };
 
@@ -113,12 +128,22 @@ net::awaitable<Response> forward(App& app, Exchange& ex, const ModelEntry& model
   std::optional<CapturedResponse> last_answer;  // the latest declined answer
   errc last_error = errc::upstream_unavailable;
   std::string attempts_header;
+  bool admitted = false;  // some route's provider had quota (always, without provider limits)
+  RequestLimits* const limits = call.limits;
 
   for (std::size_t i = 0; i < attempts.size(); ++i) {
     const TargetEntry& e = model.targets[attempts[i]];
     const bool last = i + 1 == attempts.size();
     const auto started = Clock::now();
     ex.attempts.push_back({e.route.provider_name, 0, 0, {}});
+    if (limits) {
+      const bool has_quota = co_await limits->admit_provider(e.route);
+      if (!has_quota) {  // the provider is at its rpm / rpd: skipped like a cooling route
+        ex.attempts.back().error = "provider_limit";
+        continue;
+      }
+    }
+    admitted = true;
     auto& attempt = ex.attempts.back();
 
     auto secrets = co_await provider_secrets(app, e.route.provider_id);
@@ -132,13 +157,15 @@ net::awaitable<Response> forward(App& app, Exchange& ex, const ModelEntry& model
     const UpstreamRequest up{call.method, upstream_head(ex, e, **secrets, call, body.size()), body};
 
     attempts_header = std::to_string(i + 1);
-    const std::array<h1::Field, 4> extra{h1::Field{"X-LLM-Provider", e.route.provider_name},
-                                         h1::Field{"X-LLM-Model", e.route.upstream_model},
-                                         h1::Field{"X-LLM-Key-ID", ex.key ? std::string_view(ex.key->id) : ""},
-                                         h1::Field{"X-LLM-Attempts", attempts_header}};
+    std::vector<h1::Field> extra{h1::Field{"X-LLM-Provider", e.route.provider_name},
+                                 h1::Field{"X-LLM-Model", e.route.upstream_model},
+                                 h1::Field{"X-LLM-Key-ID", ex.key ? std::string_view(ex.key->id) : ""},
+                                 h1::Field{"X-LLM-Attempts", attempts_header}};
+    const bool own_rate_headers = limits && limits->key_limited();
+    if (own_rate_headers) extra.insert(extra.end(), limits->header_fields().begin(), limits->header_fields().end());
     RelayClient client{ex.client, ex.client_deadline, ex.session, ex.req.version_minor(),
-                       ex.keep_alive && !app.draining, ex.request_id, extra};
-    AttemptHooks hooks(last, call.observer);
+                       ex.keep_alive && !app.draining, ex.request_id, extra, own_rate_headers};
+    AttemptHooks hooks(last, call.observer, limits, e.route);
 
     // A pooled connection found dead before any byte of the request left is replaced once.
     RelayResult r;
@@ -160,6 +187,7 @@ net::awaitable<Response> forward(App& app, Exchange& ex, const ModelEntry& model
 
     if (ex.session.client_gone && !r.responded) r.client_gone = true;
     if (r.client_gone && !r.responded) {  // nothing to answer: log 499 and close
+      if (limits) limits->finish({}, e.route.pricing, 0);
       ex.responded = true;
       ex.status = 499;
       ex.keep_alive = false;
@@ -198,8 +226,16 @@ net::awaitable<Response> forward(App& app, Exchange& ex, const ModelEntry& model
     ex.status = r.status;
     ex.keep_alive = r.complete && r.client_keep_alive;
     if (!r.complete) ex.error = r.client_gone ? "client_gone" : "upstream_cut";
+    if (limits) limits->finish(hooks.usage(), e.route.pricing, r.status);  // a cut answer: not done yet
     co_return Response{};
   }
+
+  if (limits && !admitted) {  // every route's provider was at its limit
+    limits->release();
+    ex.error = "provider_limit";
+    co_return limits->provider_refusal(ex);
+  }
+  if (limits) limits->finish({}, {}, last_answer ? last_answer->status : 0);
 
   // Every route failed. The last answer a provider gave, unchanged, beats a gateway error.
   Response res = last_answer ? replay(*last_answer) : ex.fail({last_error});
@@ -211,6 +247,7 @@ net::awaitable<Response> forward(App& app, Exchange& ex, const ModelEntry& model
   if (ex.key) res.headers.emplace_back("X-LLM-Key-ID", ex.key->id);
   res.headers.emplace_back("X-LLM-Attempts", std::to_string(ex.attempts.size()));
   if (!ex.upstream_request_id.empty()) res.headers.emplace_back("X-Upstream-Request-Id", ex.upstream_request_id);
+  if (limits) limits->decorate(res);
   co_return res;
 }
 

@@ -8,6 +8,7 @@
 #include "core/model_rewrite.hpp"
 #include "gateway/app.hpp"
 #include "gateway/exchange.hpp"
+#include "gateway/limits.hpp"
 #include "gateway/relay.hpp"
 #include "providers/provider.hpp"
 
@@ -23,6 +24,9 @@ struct ProxyCall {
   const core::Splice* edit = nullptr;            // another body edit (stream_options), same pass
   std::string_view body;
   RelayHooks* observer = nullptr;  // sees the body of the answer that goes to the client
+  // The request's admission (already admitted): later routes' providers are checked, usage is
+  // counted when the answer is complete, our rate headers replace the provider's.
+  RequestLimits* limits = nullptr;
 };
 
 net::awaitable<Response> forward(App& app, Exchange& ex, const ModelEntry& model,

@@ -36,8 +36,9 @@ net::awaitable<Response> admin_delete_key(App&, Exchange&);
 // admin_logs.cpp
 net::awaitable<Response> admin_logs(App&, Exchange&);
 net::awaitable<Response> admin_stats(App&, Exchange&);
-// A key's JSON with "usage" (today, month, total) added.
-net::awaitable<std::string> with_key_usage(App& app, std::string key_json, std::string key_id);
+// A key's JSON with "usage" (today, month, total) added, and "budget" (used and left since the
+// last reset) for a key with a budget.
+net::awaitable<std::string> with_key_usage(App& app, std::string key_json, const core::UserKey& key);
 
 // admin_handlers.cpp: routes of a model
 net::awaitable<Response> admin_list_routes(App&, Exchange&);

@@ -38,6 +38,12 @@ std::string_view up(bool ok) {
   return ok ? "ok" : "unavailable";
 }
 
+// Where rate limits are decided: "shared" (Redis, exact across replicas) or "local" (each worker
+// alone while Redis is unreachable; see README).
+std::string_view limits_mode(const App& app) {
+  return app.limits.fallback || !app.redis->connected() ? "local" : "shared";
+}
+
 }  // namespace
 
 net::awaitable<Response> health_live(App&, Exchange&) {
@@ -47,7 +53,10 @@ net::awaitable<Response> health_live(App&, Exchange&) {
 net::awaitable<Response> health_ready(App& app, Exchange&) {
   const Probe p = co_await probe(app);
   const bool ready = p.db && p.redis && !app.draining;
-  boost::json::object body{{"status", ready ? "ready" : "unavailable"}, {"db", up(p.db)}, {"redis", up(p.redis)}};
+  boost::json::object body{{"status", ready ? "ready" : "unavailable"},
+                           {"db", up(p.db)},
+                           {"redis", up(p.redis)},
+                           {"limits", limits_mode(app)}};
   if (app.draining) body["draining"] = true;
   co_return json_response(ready ? 200 : 503, boost::json::serialize(body));
 }
@@ -60,6 +69,7 @@ net::awaitable<Response> health_info(App& app, Exchange&) {
                            {"uptime_seconds", uptime},
                            {"db", up(p.db)},
                            {"redis", up(p.redis)},
+                           {"limits", limits_mode(app)},
                            {"connections", app.shared.connections.load(std::memory_order_relaxed)},
                            {"buffered_body_bytes", app.shared.body_budget.in_use()}};
   co_return json_response(200, boost::json::serialize(body));

@@ -209,6 +209,7 @@ int run(const core::Config& cfg) {
   // every wait a session may still have on a hung PostgreSQL.
   std::thread db_stopper;
   auto stop_background = [&] {
+    app.limits.stop();
     redis->stop();
     subscriber->stop();
     app.upstream.close_idle();
@@ -225,6 +226,7 @@ int run(const core::Config& cfg) {
   const auto bound = acceptor.local_endpoint();
   log::info("listening", {{"addr", bound.address().to_string() + ":" + std::to_string(bound.port())}});
   net::co_spawn(ioc, accept_loop(app, acceptor), net::detached);
+  net::co_spawn(ioc, app.limits.maintain(redis, cfg.redis_prefix), net::detached);
 
   ioc.run();  // returns when nothing is left: sessions, background work, waits
   log_writer.stop(std::chrono::seconds(2));  // every request is done: write what is queued

@@ -112,7 +112,12 @@ void Metrics::auth(std::string_view source) {
   ++auth_.at(prometheus_labels({{"source", source}}));
 }
 
+void Metrics::rate_limited(std::string_view reason) {
+  ++limited_.at(prometheus_labels({{"reason", reason}}));
+}
+
 void Metrics::merge(const Metrics& o) {
+  for (const auto& [k, v] : o.limited_.series) limited_.at(k) += v;
   for (const auto& [k, v] : o.requests_.series) requests_.at(k) += v;
   for (const auto& [k, v] : o.tokens_.series) tokens_.at(k) += v;
   for (const auto& [k, v] : o.upstream_errors_.series) upstream_errors_.at(k) += v;
@@ -142,6 +147,9 @@ void Metrics::render(std::string& out) const {
   header(out, "llmgw_auth_lookups_total", "counter",
          "Key lookups by where the answer came from (local cache, redis, database) or rejected.");
   samples(out, "llmgw_auth_lookups_total", auth_.series);
+  header(out, "llmgw_rate_limited_total", "counter",
+         "Requests refused (or routes skipped, reason provider) because a limit was reached, by limit.");
+  samples(out, "llmgw_rate_limited_total", limited_.series);
 }
 
 }  // namespace gw

@@ -28,6 +28,9 @@ class Metrics {
   void upstream_error(std::string_view provider, std::string_view reason, bool failover);
   // Where a key was found: local (this worker's cache), redis, database; or rejected.
   void auth(std::string_view source);
+  // A request refused or a route skipped for a limit: rpm, rpd, tpm, max_parallel, token_budget,
+  // budget_usd (the key's), provider (a provider's rpm / rpd).
+  void rate_limited(std::string_view reason);
 
   void merge(const Metrics& other);
   // Appends the families of this object (HELP, TYPE, samples).
@@ -39,7 +42,7 @@ class Metrics {
     std::map<std::string, V> series;  // rendered label set -> value
     V& at(std::string labels);
   };
-  Family<std::uint64_t> requests_, tokens_, upstream_errors_, failovers_, auth_;
+  Family<std::uint64_t> requests_, tokens_, upstream_errors_, failovers_, auth_, limited_;
   Family<core::Histogram> duration_, ttft_;
   Family<double> cost_;
 };

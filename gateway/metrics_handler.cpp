@@ -53,6 +53,13 @@ net::awaitable<Response> metrics(App& app, Exchange& ex) {
   gauge(out, "llmgw_buffered_request_body_bytes", "Request body bytes held in memory.",
         static_cast<double>(app.shared.body_budget.in_use()));
   counter(out, "llmgw_redis_errors_total", "Redis commands that failed or timed out.", app.redis->failures());
+  gauge(out, "llmgw_rate_limiter_fallback",
+        "1 while Redis cannot be reached and each worker enforces rate limits on its own.",
+        app.limits.fallback || !app.redis->connected() ? 1.0 : 0.0);
+  counter(out, "llmgw_rate_limiter_local_admissions_total", "Admissions decided without Redis (the fallback).",
+          app.limits.local_admissions);
+  gauge(out, "llmgw_live_replicas", "Gateway processes seen alive in the last 30 s (Redis heartbeats).",
+        static_cast<double>(app.limits.live_replicas));
   fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} histogram\n", "llmgw_redis_command_duration_seconds",
                  "Redis command latency.", "llmgw_redis_command_duration_seconds");
   render_histogram(out, "llmgw_redis_command_duration_seconds", "", app.redis->latency());

@@ -98,8 +98,10 @@ net::awaitable<Response> v1_proxy(App& app, Exchange& ex) {
   auto model = co_await resolve_model(app, ex, *info);
   if (!model) co_return ex.fail(model.error());
   const ModelPtr entry = std::move(*model);  // keeps the routes alive across suspensions
-  const auto attempts = choose_attempts(app, *entry, Api::openai);
+  auto attempts = choose_attempts(app, *entry, Api::openai);
   if (attempts.empty()) co_return ex.fail({errc::upstream_unavailable, "No usable route for this model."});
+  RequestLimits limits(app);
+  if (auto refused = co_await limits.admit(ex, *entry, attempts, ex.req.body())) co_return std::move(*refused);
 
   const std::string_view path = ex.req.path();
   const bool responses_api = path == "/v1/responses";
@@ -116,7 +118,8 @@ net::awaitable<Response> v1_proxy(App& app, Exchange& ex) {
                        .info = &*info,
                        .edit = ask_usage ? &*ask_usage : nullptr,
                        .body = ex.req.body(),
-                       .observer = &answer};
+                       .observer = &answer,
+                       .limits = &limits};
   Response res = co_await forward(app, ex, *entry, attempts, call);
   account(ex, answer);
   if (responses_api && ex.served && ex.status >= 200 && ex.status < 300 && answer.ids.found() && ex.key) {
@@ -153,20 +156,23 @@ net::awaitable<Response> v1_messages(App& app, Exchange& ex) {
   auto model = co_await resolve_model(app, ex, *info);
   if (!model) co_return ex.fail(model.error());
   const ModelPtr entry = std::move(*model);
-  const auto attempts = choose_attempts(app, *entry, Api::anthropic);
+  auto attempts = choose_attempts(app, *entry, Api::anthropic);
   if (attempts.empty())
     co_return ex.fail({errc::invalid_request,
                        "The model `" + info->model +
                            "` is not served by an Anthropic provider, so /v1/messages cannot reach it; use "
                            "/v1/chat/completions for it.",
                        "model"});
+  RequestLimits limits(app);
+  if (auto refused = co_await limits.admit(ex, *entry, attempts, ex.req.body())) co_return std::move(*refused);
   ex.stream = info->stream;
   AnswerObserver answer(ex.req.path(), false);
   const ProxyCall call{.api = Api::anthropic,
                        .path_suffix = ex.req.target().substr(3),  // "/messages", "/messages/count_tokens"
                        .info = &*info,
                        .body = ex.req.body(),
-                       .observer = &answer};
+                       .observer = &answer,
+                       .limits = &limits};
   Response res = co_await forward(app, ex, *entry, attempts, call);
   account(ex, answer);
   co_return res;

@@ -224,7 +224,9 @@ net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const Upstr
   }
   std::string client_head;
   client_head.reserve(512);
-  h1::render_relay_head(head, plan, client.version_minor, &core::forward_to_client, extra, client_head);
+  h1::render_relay_head(head, plan, client.version_minor,
+                        client.own_rate_headers ? &core::forward_to_limited_client : &core::forward_to_client,
+                        extra, client_head);
   const bool upstream_keep_alive = head.keep_alive;
   in.consume(head_size);  // `head` points into `in`: not used past this line
 
@@ -255,6 +257,7 @@ net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const Upstr
     }
     const bool done = body.done();
     if (done && scanner) scanner->finish(forward);
+    if (done && hooks) hooks->on_complete();
     if (!head_sent || out.has_data() || (done && chunked)) {
       const bool with_data = out.has_data();
       const auto buffers = out.build(head_sent ? std::string_view{} : std::string_view(client_head), chunked, done);

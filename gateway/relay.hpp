@@ -35,7 +35,8 @@ struct RelayClient {
   int version_minor = 1;
   bool keep_alive = true;
   std::string_view request_id;
-  std::span<const core::http1::Field> extra;  // more response headers (X-LLM-*)
+  std::span<const core::http1::Field> extra;  // more response headers (X-LLM-*, rate limits)
+  bool own_rate_headers = false;               // drop the provider's x-ratelimit-* (extra has ours)
 };
 
 // Observers and decisions of the proxy handler (failover, usage capture, metrics plug in here).
@@ -53,6 +54,9 @@ class RelayHooks {
   // Asked once the head is accepted: a scanner every body byte passes through on its way to the
   // client (usage capture; when it filters, the client gets chunked framing).
   virtual core::UsageScanner* body_scanner() { return nullptr; }
+  // The whole body has passed (usage is known); its last bytes are about to go to the client.
+  // Whatever must happen before the client can act on the answer happens here.
+  virtual void on_complete() {}
 };
 
 // A declined upstream answer, kept whole.

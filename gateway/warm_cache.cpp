@@ -41,6 +41,27 @@ net::awaitable<void> App::key_changed(std::string hash) {
   note_failure(co_await stores.publish("key:" + hash), "publish");
 }
 
+net::awaitable<core::Status> App::seed_budgets() {
+  // What budgets have used, for a Redis that lost it (restarted empty): Redis keeps what it has,
+  // being ahead of PostgreSQL (which the log writer feeds in batches).
+  auto usages = co_await keys.budget_usages();
+  if (!usages) co_return usages.error();
+  std::vector<cache::Limiter::UsedSeed> seeds;
+  seeds.reserve(usages->size());
+  for (auto& [id, tokens, micro_usd] : *usages) seeds.push_back({std::move(id), tokens, micro_usd});
+  co_return co_await limits.shared.seed_used(std::move(seeds), false);
+}
+
+net::awaitable<core::Status> App::budget_changed(const core::UserKey& key, bool reset) {
+  const bool budgeted = key.limits.token_budget || key.limits.budget_usd;
+  if (reset || !budgeted) co_return co_await limits.shared.reset_used(key.id);  // counting starts anew
+  // A key that gets a budget: Redis did not count it so far (it counts only budgeted keys).
+  auto used = co_await keys.budget_usage(key.id);
+  if (!used) co_return used.error();
+  std::vector<cache::Limiter::UsedSeed> seed{{key.id, used->first, used->second}};
+  co_return co_await limits.shared.seed_used(std::move(seed), false);
+}
+
 net::awaitable<void> App::warm_cache() {
   // Until every step succeeded, Redis must not answer "no such key" on its own: a stale or partial
   // hash would refuse valid keys. Any failure leaves it cold and schedules another attempt.
@@ -56,6 +77,7 @@ net::awaitable<void> App::warm_cache() {
   auto all = co_await routes.all();
   if (failed(all ? core::ok() : core::Status(all.error()), "load_routes")) co_return;
   if (failed(co_await stores.replace_routes(std::move(*all)), "replace_routes")) co_return;
+  if (failed(co_await seed_budgets(), "seed_budgets")) co_return;
   if (failed(co_await stores.mark_warm(), "mark_warm")) co_return;
   note_failure(co_await stores.publish("routes"), "publish");
   local.clear_redis_views();

@@ -73,7 +73,8 @@ function assertTimestamp(v, what) {
 function assertProviderShape(p) {
   assert.deepEqual(Object.keys(p).sort(),
     ['api_key_preview', 'api_version', 'base_url', 'created_at', 'extra_headers', 'id', 'is_active', 'kind', 'name',
-      'updated_at'], JSON.stringify(p));
+      'rpd', 'rpm', 'updated_at'], JSON.stringify(p));
+  for (const f of ['rpm', 'rpd']) assert.ok(p[f] === null || Number.isInteger(p[f]), `${f}: null or an integer`);
   assert.ok(Array.isArray(p.extra_headers), 'extra_headers lists header names');
   assert.match(p.id, UUID_RE);
   assert.equal(typeof p.is_active, 'boolean');

@@ -61,3 +61,15 @@ TEST_CASE("errors: transient overload carries Retry-After") {
   CHECK(core::to_http(core::errc::version_not_supported).status == 505);
   CHECK(core::to_http(core::errc::invalid_request).retry_after_seconds == 0);
 }
+
+TEST_CASE("errors: limits are 429 with OpenAI's codes, rate_limit_error for Anthropic") {
+  auto rate = boost::json::parse(core::render_openai_error({core::errc::rate_limit_exceeded}));
+  CHECK(core::to_http(core::errc::rate_limit_exceeded).status == 429);
+  CHECK(rate.at("error").at("code") == "rate_limit_exceeded");
+  auto quota = boost::json::parse(core::render_openai_error({core::errc::insufficient_quota}));
+  CHECK(core::to_http(core::errc::insufficient_quota).status == 429);
+  CHECK(quota.at("error").at("code") == "insufficient_quota");
+  CHECK(quota.at("error").at("type") == "insufficient_quota");
+  CHECK(core::anthropic_error_type({core::errc::rate_limit_exceeded}) == "rate_limit_error");
+  CHECK(core::anthropic_error_type({core::errc::insufficient_quota}) == "rate_limit_error");
+}

@@ -1,0 +1,276 @@
+#include "cache/limiter.hpp"
+
+#include "cache/limiter_scripts.hpp"
+#include "core/encoding.hpp"
+
+#include <openssl/evp.h>
+
+namespace cache {
+namespace {
+
+namespace net = boost::asio;
+using core::errc;
+
+std::string sha1_hex(std::string_view text) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(text.data(), text.size(), md, &len, EVP_sha1(), nullptr);
+  return core::hex_encode({reinterpret_cast<const char*>(md), len});
+}
+
+std::string num(std::optional<std::int64_t> v) {
+  return std::to_string(v.value_or(0));
+}
+
+bool noscript(const Reply& r) {
+  return r.is_error() && r.str.rfind("NOSCRIPT", 0) == 0;
+}
+
+std::int64_t int_at(const Reply& r, std::size_t i) {
+  return i < r.elements.size() ? r.elements[i].integer : 0;
+}
+
+core::LimitReason reason_of(std::string_view s) {
+  if (s == "rpm") return core::LimitReason::rpm;
+  if (s == "rpd") return core::LimitReason::rpd;
+  if (s == "tpm") return core::LimitReason::tpm;
+  if (s == "max_parallel") return core::LimitReason::parallel;
+  if (s == "token_budget") return core::LimitReason::token_budget;
+  if (s == "budget_usd") return core::LimitReason::budget_usd;
+  return core::LimitReason::none;
+}
+
+core::Admission admission_from(const Reply& r, const core::KeyLimits& lim) {
+  core::Admission a;
+  a.admitted = int_at(r, 0) == 1;
+  a.reason = a.admitted ? core::LimitReason::none : reason_of(r.elements.size() > 1 ? r.elements[1].str : "");
+  if (!a.admitted)
+    if (const auto retry = int_at(r, 2); retry >= 0) a.retry_after = core::Millis(retry);
+  // The headers as they stand after this request (refused: as they stood).
+  if (const auto lim = int_at(r, 3); lim > 0) {
+    a.headers.limit_requests = lim;
+    a.headers.remaining_requests = int_at(r, 4);
+    a.headers.reset_requests = core::Millis(int_at(r, 5));
+  }
+  if (const auto lim_tok = int_at(r, 6); lim_tok > 0) {
+    a.headers.limit_tokens = lim_tok;
+    a.headers.remaining_tokens = int_at(r, 7);
+    a.headers.reset_tokens = core::Millis(int_at(r, 8));
+  }
+  if (lim.token_budget) a.headers.budget_tokens_left = int_at(r, 14);
+  if (lim.budget_usd) a.headers.budget_micro_usd_left = int_at(r, 15);
+  a.reserved_tokens = int_at(r, 9);
+  a.reserved_micro_usd = int_at(r, 10);
+  return a;
+}
+
+}  // namespace
+
+Limiter::Limiter(std::shared_ptr<RedisClient> redis, std::string prefix, core::Millis clock_offset,
+                 core::Millis lease)
+    : redis_(std::move(redis)),
+      prefix_(std::move(prefix)),
+      offset_(clock_offset),
+      lease_(lease),
+      admit_key_{scripts::kAdmitKey, sha1_hex(scripts::kAdmitKey)},
+      admit_provider_{scripts::kAdmitProvider, sha1_hex(scripts::kAdmitProvider)},
+      reconcile_{scripts::kReconcile, sha1_hex(scripts::kReconcile)},
+      release_{scripts::kRelease, sha1_hex(scripts::kRelease)},
+      release_provider_{scripts::kReleaseProvider, sha1_hex(scripts::kReleaseProvider)},
+      renew_{scripts::kRenew, sha1_hex(scripts::kRenew)} {}
+
+std::string Limiter::key_name(const std::string& key_id, std::string_view what) const {
+  return prefix_ + "rl:{k:" + key_id + "}:" + std::string(what);
+}
+
+std::string Limiter::provider_name(const std::string& provider_id, std::string_view what) const {
+  return prefix_ + "rl:{providers}:" + provider_id + ":" + std::string(what);
+}
+
+std::vector<std::string> Limiter::evalsha(const Script& s, std::vector<std::string> keys,
+                                          std::vector<std::string> args) const {
+  std::vector<std::string> cmd{"EVALSHA", s.sha, std::to_string(keys.size())};
+  for (auto& k : keys) cmd.push_back(std::move(k));
+  for (auto& a : args) cmd.push_back(std::move(a));
+  return cmd;
+}
+
+std::vector<std::string> Limiter::eval(const Script& s, std::vector<std::string> keys,
+                                       std::vector<std::string> args) const {
+  auto cmd = evalsha(s, std::move(keys), std::move(args));
+  cmd[0] = "EVAL";
+  cmd[1] = std::string(s.text);
+  return cmd;
+}
+
+net::awaitable<core::Result<AdmitResult>> Limiter::admit(const KeyAdmit* key,
+                                                         std::span<const ProviderCandidate> candidates,
+                                                         std::string admission_id) {
+  AdmitResult out;
+  out.key.admitted = true;
+  std::vector<std::vector<std::string>> shas, texts;  // the same commands, by sha and by text
+  auto add = [&](const Script& s, std::vector<std::string> keys, std::vector<std::string> args) {
+    texts.push_back(eval(s, keys, args));
+    shas.push_back(evalsha(s, std::move(keys), std::move(args)));
+  };
+  const bool check_key = key && key->limits.any();
+  if (check_key) {
+    const auto& l = key->limits;
+    add(admit_key_,
+        {key_name(key->key_id, "rpm"), key_name(key->key_id, "rpd"), key_name(key->key_id, "tpm"),
+         key_name(key->key_id, "par"), key_name(key->key_id, "used"), key_name(key->key_id, "res")},
+        {std::to_string(offset_.count()), admission_id, num(l.rpm), num(l.rpd), num(l.tpm),
+         num(l.max_parallel), num(l.token_budget),
+         std::to_string(l.budget_usd ? core::to_micro_usd(*l.budget_usd) : 0),
+         std::to_string(key->est_tokens), std::to_string(key->est_micro_usd),
+         std::to_string(lease_.count())});
+  }
+  // Providers: the limited ones up to the first without limits (that one always has quota).
+  std::size_t limited = 0;
+  while (limited < candidates.size() && candidates[limited].limits.any()) ++limited;
+  if (limited > 0) {
+    std::vector<std::string> keys,
+        args{std::to_string(offset_.count()), admission_id, std::to_string(limited)};
+    for (std::size_t i = 0; i < limited; ++i) {
+      keys.push_back(provider_name(candidates[i].provider_id, "rpm"));
+      keys.push_back(provider_name(candidates[i].provider_id, "rpd"));
+      args.push_back(num(candidates[i].limits.rpm));
+      args.push_back(num(candidates[i].limits.rpd));
+    }
+    add(admit_provider_, std::move(keys), std::move(args));
+  } else if (!candidates.empty()) {
+    out.provider = 0;
+  }
+  if (shas.empty()) co_return out;
+
+  auto replies = co_await redis_->pipeline(shas);
+  if (!replies) co_return replies.error();
+  // Scripts not loaded yet (a restarted or flushed Redis): those commands did nothing; run them
+  // again by text (which also loads them). Commands that did run are not repeated.
+  std::vector<std::size_t> missing;
+  for (std::size_t i = 0; i < replies->size(); ++i)
+    if (noscript((*replies)[i])) missing.push_back(i);
+  if (!missing.empty()) {
+    std::vector<std::vector<std::string>> again;
+    for (auto i : missing) again.push_back(texts[i]);
+    auto retried = co_await redis_->pipeline(std::move(again));
+    if (!retried) co_return retried.error();
+    for (std::size_t j = 0; j < missing.size(); ++j) (*replies)[missing[j]] = std::move((*retried)[j]);
+  }
+  for (const auto& r : *replies)
+    if (r.is_error() || r.type != Reply::Type::array)
+      co_return core::Error{errc::cache_unavailable, "limiter script failed"};
+
+  std::size_t at = 0;
+  if (check_key) {
+    const Reply& r = (*replies)[at++];
+    out.key = admission_from(r, key->limits);
+    out.used = {int_at(r, 11), int_at(r, 12)};
+    out.at_ms = int_at(r, 13);
+  }
+  if (limited > 0) {
+    const Reply& r = (*replies)[at];
+    // With a key, at_ms stays the key script's time: its tpm bucket and day (reconcile, release).
+    if (!check_key) out.at_ms = int_at(r, 2);
+    if (const auto index = int_at(r, 0); index > 0)
+      out.provider = static_cast<std::size_t>(index - 1);
+    else if (limited < candidates.size())
+      out.provider = limited;  // the first candidate without limits
+    else
+      out.provider_retry = core::Millis(int_at(r, 1));
+  }
+  co_return out;
+}
+
+bool Limiter::fire(const Script& s, std::vector<std::string> keys, std::vector<std::string> args) {
+  std::vector<std::vector<std::string>> cmd{evalsha(s, keys, args)};
+  // NOSCRIPT (a restarted or flushed Redis): the command did nothing; the same by text loads it.
+  auto again = [redis = std::weak_ptr<RedisClient>(redis_),
+                text = eval(s, std::move(keys), std::move(args))](std::vector<Reply>& replies) {
+    auto client = redis.lock();
+    if (client && !replies.empty() && noscript(replies.front())) client->send({text});
+  };
+  return redis_->send(cmd, std::move(again));
+}
+
+bool Limiter::reconcile(const KeyAdmit& key, const std::string& admission_id, std::int64_t at_ms,
+                        std::int64_t tokens, std::int64_t micro_usd) {
+  const auto& l = key.limits;
+  const bool budgets = l.token_budget || l.budget_usd;
+  return fire(
+      reconcile_,
+      {key_name(key.key_id, "tpm"), key_name(key.key_id, "par"), key_name(key.key_id, "used"),
+       key_name(key.key_id, "res")},
+      {std::to_string(offset_.count()), admission_id, std::to_string(tokens), std::to_string(micro_usd),
+       l.tpm ? "1" : "0", budgets ? "1" : "0", std::to_string(key.est_tokens), std::to_string(at_ms)});
+}
+
+bool Limiter::release(const KeyAdmit& key, const std::string& admission_id, std::int64_t at_ms) {
+  return fire(release_,
+              {key_name(key.key_id, "rpm"), key_name(key.key_id, "rpd"), key_name(key.key_id, "tpm"),
+               key_name(key.key_id, "par"), key_name(key.key_id, "res")},
+              {std::to_string(offset_.count()), admission_id, key.limits.rpd ? "1" : "0",
+               std::to_string(key.limits.tpm ? key.est_tokens : 0), std::to_string(at_ms)});
+}
+
+bool Limiter::release(const ProviderCandidate& p, const std::string& admission_id, std::int64_t at_ms) {
+  return fire(
+      release_provider_, {provider_name(p.provider_id, "rpm"), provider_name(p.provider_id, "rpd")},
+      {std::to_string(offset_.count()), admission_id, p.limits.rpd ? "1" : "0", std::to_string(at_ms)});
+}
+
+bool Limiter::renew(const std::string& key_id, const std::vector<std::string>& admission_ids) {
+  if (admission_ids.empty()) return true;
+  std::vector<std::string> args{std::to_string(offset_.count()), std::to_string(lease_.count())};
+  args.insert(args.end(), admission_ids.begin(), admission_ids.end());
+  return fire(renew_, {key_name(key_id, "par"), key_name(key_id, "res")}, std::move(args));
+}
+
+net::awaitable<core::Status> Limiter::seed_used(std::vector<UsedSeed> seeds, bool overwrite) {
+  constexpr std::size_t kBatch = 500;  // keys per round trip
+  for (std::size_t at = 0; at < seeds.size(); at += kBatch) {
+    std::vector<std::vector<std::string>> cmds;
+    for (std::size_t i = at; i < std::min(seeds.size(), at + kBatch); ++i) {
+      const auto used = key_name(seeds[i].key_id, "used");
+      if (overwrite) {
+        cmds.push_back(
+            {"HSET", used, "t", std::to_string(seeds[i].tokens), "m", std::to_string(seeds[i].micro_usd)});
+      } else {
+        cmds.push_back({"HSETNX", used, "t", std::to_string(seeds[i].tokens)});
+        cmds.push_back({"HSETNX", used, "m", std::to_string(seeds[i].micro_usd)});
+      }
+    }
+    auto r = co_await redis_->pipeline(std::move(cmds));
+    if (!r) co_return r.error();
+  }
+  co_return core::ok();
+}
+
+net::awaitable<core::Status> Limiter::seed_used(const std::string& key_id, std::int64_t tokens,
+                                                std::int64_t micro_usd) {
+  std::vector<UsedSeed> one{{key_id, tokens, micro_usd}};
+  co_return co_await seed_used(std::move(one), false);
+}
+
+net::awaitable<core::Result<std::optional<core::LocalLimiter::Used>>> Limiter::used(
+    const std::string& key_id) {
+  std::vector<std::string> cmd{"HMGET", key_name(key_id, "used"), "t", "m"};
+  auto r = co_await redis_->command(std::move(cmd));
+  if (!r) co_return r.error();
+  if (r->type != Reply::Type::array || r->elements.size() != 2 || r->elements[0].type == Reply::Type::nil)
+    co_return std::optional<core::LocalLimiter::Used>{};
+  auto number = [](const Reply& e) {
+    return e.type == Reply::Type::string ? std::atoll(e.str.c_str()) : 0LL;
+  };
+  co_return std::optional<core::LocalLimiter::Used>{
+      core::LocalLimiter::Used{number(r->elements[0]), number(r->elements[1])}};
+}
+
+net::awaitable<core::Status> Limiter::reset_used(const std::string& key_id) {
+  std::vector<std::string> cmd{"DEL", key_name(key_id, "used"), key_name(key_id, "res")};
+  auto r = co_await redis_->command(std::move(cmd));
+  if (!r) co_return r.error();
+  co_return core::ok();
+}
+
+}  // namespace cache
