@@ -3,22 +3,27 @@
 #include <boost/json/serialize.hpp>
 
 #include <fmt/format.h>
+
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
-#include <chrono>
-#include <cstdio>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdlib>
 #include <ctime>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <thread>
 
 namespace core::log {
 namespace {
 
 std::atomic<LogLevel> g_level{LogLevel::info};
-
-void to_stdout(std::string_view line) {
-  // One fwrite of a whole line is atomic enough across threads with glibc's stream lock.
-  std::fwrite(line.data(), 1, line.size(), stdout);
-  std::fflush(stdout);
-}
-std::atomic<Sink> g_sink{&to_stdout};
 
 std::string_view level_name(LogLevel l) {
   switch (l) {
@@ -45,21 +50,7 @@ std::string timestamp() {
                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, us);
 }
 
-}  // namespace
-
-void set_sink(Sink sink) noexcept {
-  g_sink = sink ? sink : &to_stdout;
-}
-
-void set_level(LogLevel level) noexcept {
-  g_level = level;
-}
-bool enabled(LogLevel level) noexcept {
-  return level >= g_level.load(std::memory_order_relaxed);
-}
-
-void write(LogLevel level, std::string_view msg, boost::json::object fields) {
-  if (!enabled(level)) return;
+std::string format_line(LogLevel level, std::string_view msg, const boost::json::object& fields) {
   std::string text;
   text.reserve(256);
   text.append(R"({"ts":")").append(timestamp()).append(R"(","level":")").append(level_name(level));
@@ -74,7 +65,267 @@ void write(LogLevel level, std::string_view msg, boost::json::object fields) {
       text.append(boost::json::serialize(kv.value()));
   }
   text.append("}\n");
-  g_sink.load(std::memory_order_relaxed)(text);
+  return text;
+}
+
+std::atomic<std::uint64_t> g_dropped{0};
+std::atomic<std::uint64_t> g_written{0};
+std::atomic<std::size_t> g_pending{0};
+
+// Writes all of [p, p + n) to fd: retries partial writes and EINTR, waits out EAGAIN (a
+// non-blocking fd). Returns how much was written: less than n only on another error.
+std::size_t write_all(int fd, const char* p, std::size_t n) {
+  std::size_t done = 0;
+  while (done < n) {
+    const ssize_t w = ::write(fd, p + done, n - done);
+    if (w > 0) {
+      done += static_cast<std::size_t>(w);
+      g_written.fetch_add(static_cast<std::uint64_t>(w), std::memory_order_relaxed);
+      continue;
+    }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd pfd{fd, POLLOUT, 0};
+      if (::poll(&pfd, 1, -1) >= 0 || errno == EINTR) continue;
+    }
+    break;  // EPIPE, EBADF, ENOSPC, ...: what is left is lost
+  }
+  return done;
+}
+
+// Lines (whole or partly) in [from, to) of text that were not written: counted as dropped.
+void count_lost(std::string_view text, std::size_t from, std::size_t to) {
+  if (from >= to) return;
+  const auto lost = std::count(text.begin() + static_cast<std::ptrdiff_t>(from),
+                               text.begin() + static_cast<std::ptrdiff_t>(to), '\n');
+  g_dropped.fetch_add(static_cast<std::uint64_t>(lost), std::memory_order_relaxed);
+}
+
+enum class Mode {
+  unstarted,  // the first line starts the writer
+  async,      // the writer thread runs (or, after a stop() that timed out, finishes on its own)
+  sync,       // stopped: callers write their lines themselves
+};
+
+constexpr std::chrono::milliseconds kIdleInterval{50};
+
+struct State {
+  std::mutex mu;                     // guards everything below except `thread`
+  std::condition_variable wake;      // the writer waits here
+  std::condition_variable progress;  // flush() and stop() wait here
+  Mode mode = Mode::unstarted;
+  WriterOptions opts;
+  std::string front;             // appended lines, not yet taken by the writer
+  std::size_t inflight = 0;      // bytes the writer is writing now
+  std::uint64_t appended = 0;    // bytes ever appended to front
+  std::uint64_t completed = 0;   // of those, bytes written (or lost to a write error)
+  std::uint64_t unreported = 0;  // lines dropped (buffer full) and not yet announced
+  bool urgent = false;           // write now: flush(), an error line
+  bool stopping = false;
+  bool exited = false;  // the writer thread returned
+  bool at_exit_registered = false;
+
+  std::mutex control;  // serializes start() and stop(); guards `thread`
+  std::thread thread;
+
+  std::mutex sync_mu;  // one synchronous line at a time (mode sync)
+
+  void publish_pending() { g_pending.store(front.size() + inflight, std::memory_order_relaxed); }
+};
+
+// Never destroyed: lines logged from static destructors, or by a writer thread left behind by a
+// stop() that timed out, still find it.
+State& state() {
+  static State* s = new State;
+  return *s;
+}
+
+void writer_loop(State& s) {
+  // Signals go to the other threads (a handler here would only interrupt write(2)).
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  std::string back;
+  back.reserve(2 * s.opts.flush_bytes);
+  std::unique_lock lk(s.mu);
+  const auto interval = s.opts.interval;
+  const auto flush_bytes = s.opts.flush_bytes;
+  const int fd = s.opts.fd;
+  auto tick = interval;
+  for (;;) {
+    s.wake.wait_for(lk, tick, [&] { return s.stopping || s.urgent || s.front.size() >= flush_bytes; });
+    s.urgent = false;
+    if (s.front.empty() && s.unreported == 0) {
+      if (s.stopping) break;
+      tick = std::min(2 * tick, std::max(interval, kIdleInterval));  // idle: wake up less often
+      continue;
+    }
+    tick = interval;
+    back.swap(s.front);
+    const std::size_t caller_bytes = back.size();
+    const std::uint64_t batch_end = s.appended;
+    const std::uint64_t dropped = s.unreported;
+    s.unreported = 0;
+    s.inflight = caller_bytes;
+    s.publish_pending();
+    lk.unlock();
+
+    // Lines were dropped after every line in this batch (the buffer was full): say so after them.
+    if (dropped > 0) back.append(format_line(LogLevel::warn, "log lines dropped", {{"count", dropped}}));
+    const std::size_t done = write_all(fd, back.data(), back.size());
+    count_lost(back, done, caller_bytes);
+    if (back.capacity() > 4 * flush_bytes + 1024 * 1024) {
+      std::string().swap(back);  // a burst grew it: give the memory back
+      back.reserve(2 * flush_bytes);
+    }
+    back.clear();
+
+    lk.lock();
+    s.inflight = 0;
+    s.completed = batch_end;
+    s.publish_pending();
+    s.progress.notify_all();
+  }
+  s.mode = Mode::sync;
+  s.exited = true;
+  s.progress.notify_all();
+}
+
+void sync_write(State& s, int fd, std::string_view line) {
+  std::lock_guard lk(s.sync_mu);
+  const std::size_t done = write_all(fd, line.data(), line.size());
+  count_lost(line, done, line.size());
+}
+
+// The default sink. Appends to the writer's buffer; starts the writer on the first line.
+void emit(std::string_view line, bool urgent) {
+  State& s = state();
+  for (;;) {
+    std::unique_lock lk(s.mu);
+    if (s.mode == Mode::async) {
+      const std::size_t before = s.front.size();
+      if (before + s.inflight + line.size() > s.opts.max_pending) {
+        ++s.unreported;
+        g_dropped.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      s.front.append(line);
+      s.appended += line.size();
+      s.publish_pending();
+      // Wake the writer only when crossing the threshold (it wakes up on its own otherwise).
+      const bool crossed = before < s.opts.flush_bytes && s.front.size() >= s.opts.flush_bytes;
+      if (urgent) s.urgent = true;
+      lk.unlock();
+      if (crossed || urgent) s.wake.notify_one();
+      return;
+    }
+    if (s.mode == Mode::sync) {
+      const int fd = s.opts.fd;
+      lk.unlock();
+      sync_write(s, fd, line);
+      return;
+    }
+    lk.unlock();
+    start();  // sets the mode: async, or sync when no thread can be started
+  }
+}
+
+void stop_at_exit() {
+  stop(std::chrono::seconds(2));
+}
+
+std::atomic<Sink> g_sink{nullptr};  // nullptr: emit()
+
+}  // namespace
+
+void set_sink(Sink sink) noexcept {
+  g_sink = sink;
+}
+
+void set_level(LogLevel level) noexcept {
+  g_level = level;
+}
+bool enabled(LogLevel level) noexcept {
+  return level >= g_level.load(std::memory_order_relaxed);
+}
+
+void write(LogLevel level, std::string_view msg, boost::json::object fields) {
+  if (!enabled(level)) return;
+  const std::string text = format_line(level, msg, fields);
+  if (const Sink sink = g_sink.load(std::memory_order_relaxed))
+    sink(text);
+  else
+    emit(text, level == LogLevel::error);
+}
+
+bool start(const WriterOptions& options) {
+  State& s = state();
+  std::lock_guard control(s.control);
+  {
+    std::lock_guard lk(s.mu);
+    if (s.mode == Mode::async) return false;
+    if (!s.at_exit_registered) {
+      s.at_exit_registered = true;
+      std::atexit(stop_at_exit);
+    }
+    s.opts = options;
+    s.opts.flush_bytes = std::max<std::size_t>(s.opts.flush_bytes, 1);
+    s.opts.interval = std::max(s.opts.interval, std::chrono::milliseconds(1));
+    s.front.clear();
+    s.front.reserve(2 * s.opts.flush_bytes);
+    s.inflight = 0;
+    s.appended = s.completed = 0;
+    s.unreported = 0;
+    s.urgent = s.stopping = s.exited = false;
+    s.mode = Mode::async;
+  }
+  if (s.thread.joinable()) s.thread.join();  // cannot happen (stop() joins or detaches): be safe
+  try {
+    s.thread = std::thread([&s] { writer_loop(s); });
+  } catch (const std::system_error&) {
+    std::lock_guard lk(s.mu);
+    s.mode = Mode::sync;  // no thread: write synchronously rather than buffer forever
+    return false;
+  }
+  return true;
+}
+
+bool flush(std::chrono::milliseconds timeout) {
+  State& s = state();
+  std::unique_lock lk(s.mu);
+  if (s.mode != Mode::async || s.exited) return true;
+  const std::uint64_t target = s.appended;
+  if (s.completed >= target) return true;
+  s.urgent = true;
+  s.wake.notify_one();
+  return s.progress.wait_for(lk, timeout, [&] { return s.completed >= target || s.exited; });
+}
+
+bool stop(std::chrono::milliseconds timeout) {
+  State& s = state();
+  std::lock_guard control(s.control);
+  std::unique_lock lk(s.mu);
+  if (s.mode == Mode::unstarted) s.mode = Mode::sync;
+  if (!s.thread.joinable()) return s.mode == Mode::sync;  // not started, or a stuck writer left alone
+  s.stopping = true;
+  s.wake.notify_one();
+  const bool done = s.progress.wait_for(lk, timeout, [&] { return s.exited; });
+  lk.unlock();
+  if (done)
+    s.thread.join();
+  else
+    s.thread.detach();  // blocked in write(2): it finishes (and switches to sync) if it ever can
+  return done;
+}
+
+std::uint64_t dropped_lines() noexcept {
+  return g_dropped.load(std::memory_order_relaxed);
+}
+std::uint64_t written_bytes() noexcept {
+  return g_written.load(std::memory_order_relaxed);
+}
+std::size_t pending_bytes() noexcept {
+  return g_pending.load(std::memory_order_relaxed);
 }
 
 }  // namespace core::log
