@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <boost/url/parse.hpp>
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -138,6 +139,7 @@ std::variant<Config, ConfigErrors> parse_config(const EnvLookup& env) {
   p.integer("MAX_BODY_BYTES", c.max_body_bytes, 1024, 1LL << 32);
   p.integer("MAX_HEADER_BYTES", c.max_header_bytes, 1024, 1 << 20);
   p.integer("MAX_CONNECTIONS", c.max_connections, 1, 10000000);
+  p.integer("WORKERS", c.workers, 0, 256);
   p.integer("MAX_BUFFERED_BODY_BYTES", c.max_buffered_body_bytes, 1024, 1LL << 40);
   p.seconds("HEADER_TIMEOUT", c.header_timeout);
   p.seconds("BODY_TIMEOUT", c.body_timeout);
@@ -146,8 +148,9 @@ std::variant<Config, ConfigErrors> parse_config(const EnvLookup& env) {
   p.seconds("UPSTREAM_CONNECT_TIMEOUT", c.upstream_connect_timeout);
   p.seconds("UPSTREAM_FIRST_BYTE_TIMEOUT", c.upstream_first_byte_timeout);
   p.seconds("UPSTREAM_IDLE_TIMEOUT", c.upstream_idle_timeout);
-  p.integer("UPSTREAM_MAX_CONNS_PER_HOST", c.upstream_max_conns_per_host, 1, 100000);
+  p.integer("UPSTREAM_MAX_CONNS_PER_HOST", c.upstream_max_conns_per_host, 0, 10000000);
   p.integer("UPSTREAM_MAX_IDLE_PER_HOST", c.upstream_max_idle_per_host, 0, 100000);
+  p.seconds("UPSTREAM_QUEUE_TIMEOUT", c.upstream_queue_timeout, 0);
   if (auto v = p.get("UPSTREAM_CA_FILE")) c.upstream_ca_file = v;
   p.integer("ROUTE_COOLDOWN_FAILURES", c.route_cooldown_failures, 1, 1000);
   p.seconds("ROUTE_COOLDOWN_WINDOW", c.route_cooldown_window);
@@ -166,6 +169,23 @@ std::variant<Config, ConfigErrors> parse_config(const EnvLookup& env) {
   return c;
 }
 
+std::size_t usable_cpus(std::size_t affinity, std::string_view cpu_max) noexcept {
+  std::size_t n = std::max<std::size_t>(1, affinity);
+  const auto space = cpu_max.find(' ');
+  if (space == std::string_view::npos) return n;
+  const auto quota_text = cpu_max.substr(0, space);
+  auto period_text = cpu_max.substr(space + 1);
+  while (!period_text.empty() && (period_text.back() == '\n' || period_text.back() == ' ')) period_text.remove_suffix(1);
+  std::uint64_t quota = 0, period = 0;
+  auto [q, qe] = std::from_chars(quota_text.data(), quota_text.data() + quota_text.size(), quota);
+  auto [pp, pe] = std::from_chars(period_text.data(), period_text.data() + period_text.size(), period);
+  if (qe != std::errc{} || pe != std::errc{} || q != quota_text.data() + quota_text.size() ||
+      pp != period_text.data() + period_text.size() || period == 0 || quota == 0)
+    return n;  // "max" (no quota) or unreadable
+  const std::size_t limit = static_cast<std::size_t>((quota + period - 1) / period);
+  return std::max<std::size_t>(1, std::min(n, limit));
+}
+
 std::string config_help() {
   return R"(llm-gateway: an OpenAI-compatible gateway in front of many LLM providers.
 
@@ -173,6 +193,8 @@ Usage: llm-gateway [--help] [--version]
 All settings come from environment variables (durations in seconds, fractions allowed):
 
   LISTEN_ADDR                  host:port to listen on                  (0.0.0.0:8080)
+  WORKERS                      event-loop threads, each listening on    (0: one per usable CPU,
+                               the address (SO_REUSEPORT)               cgroup quota included)
   DATABASE_URL                 PostgreSQL URL, the source of truth     (postgresql://postgres@127.0.0.1:5432/llmgw)
   REDIS_URL                    redis://[user:pass@]host[:port][/db]    (redis://127.0.0.1:6379/0)
   REDIS_PREFIX                 prefix of every Redis key               (llmgw:)
@@ -194,8 +216,11 @@ All settings come from environment variables (durations in seconds, fractions al
   UPSTREAM_CONNECT_TIMEOUT     upstream TCP+TLS connect -> 502         (10)
   UPSTREAM_FIRST_BYTE_TIMEOUT  upstream response header -> 504         (600)
   UPSTREAM_IDLE_TIMEOUT        max gap between upstream body reads     (300)
-  UPSTREAM_MAX_CONNS_PER_HOST  concurrent upstream connections / host  (512)
-  UPSTREAM_MAX_IDLE_PER_HOST   pooled idle connections / host          (64)
+  UPSTREAM_MAX_CONNS_PER_HOST  concurrent upstream connections / host, (0: no cap, bounded by
+                               per worker; beyond, requests queue      MAX_CONNECTIONS)
+  UPSTREAM_MAX_IDLE_PER_HOST   pooled idle connections / host / worker (256)
+  UPSTREAM_QUEUE_TIMEOUT       wait for a free slot at that cap, FIFO; (5)
+                               then 503 overloaded (0: no waiting)
   UPSTREAM_CA_FILE             extra CA bundle to trust (PEM)          (system store only)
   ROUTE_COOLDOWN_FAILURES      failures of a route within the window   (3)
                                that take it out of rotation

@@ -28,6 +28,9 @@ enum class LogLevel { debug, info, warn, error };
 struct Config {
   std::string listen_host = "0.0.0.0";
   std::uint16_t listen_port = 8080;
+  // Event-loop threads, each with its own listening socket (SO_REUSEPORT), caches, pools and
+  // Redis connections. 0: one per CPU this process may use (affinity and cgroup quota).
+  std::size_t workers = 0;
   std::string database_url = "postgresql://postgres@127.0.0.1:5432/llmgw";
   RedisEndpoint redis;
   std::string redis_prefix = "llmgw:";
@@ -49,8 +52,11 @@ struct Config {
   Seconds upstream_connect_timeout{10};
   Seconds upstream_first_byte_timeout{600};
   Seconds upstream_idle_timeout{300};
-  std::size_t upstream_max_conns_per_host = 512;
-  std::size_t upstream_max_idle_per_host = 64;
+  // Per worker. 0: no cap (a host's connections are bounded by MAX_CONNECTIONS).
+  std::size_t upstream_max_conns_per_host = 0;
+  std::size_t upstream_max_idle_per_host = 256;
+  // At that cap, how long a request waits for a free connection (FIFO per host); 0: refused at once.
+  Seconds upstream_queue_timeout{5};
   std::string upstream_ca_file;  // extra CA bundle (tests, private CAs); system store always used
 
   // Failover: a route that failed this many times within the window is skipped for the cooldown.
@@ -91,6 +97,10 @@ std::variant<Config, ConfigErrors> parse_config(const EnvLookup& env);
 
 // Text for --help: every variable, its default and meaning.
 std::string config_help();
+
+// The CPUs a process may keep busy: `affinity` (CPUs it may run on), lowered to a cgroup v2 CPU
+// quota given as the text of cpu.max ("max 100000", "250000 100000": 2.5 -> 3). At least 1.
+std::size_t usable_cpus(std::size_t affinity, std::string_view cpu_max) noexcept;
 
 // Decodes a 32-byte key given as 64 hex chars or base64 (standard or url-safe).
 std::optional<std::string> decode_key32(std::string_view text);

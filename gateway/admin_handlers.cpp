@@ -120,7 +120,7 @@ net::awaitable<Response> admin_update_provider(App& app, Exchange& ex) {
   }
   auto updated = co_await app.providers.update(*id, std::move(patch));
   if (updated) {
-    app.local.invalidate("provider:" + *id);
+    app.change_local_caches([message = "provider:" + *id](LocalCaches& l) { l.invalidate(message); });
     note_cache_failure(co_await app.stores.publish("provider:" + *id), "publish");
     co_await app.refresh_routes();
   }
@@ -131,7 +131,7 @@ net::awaitable<Response> admin_delete_provider(App& app, Exchange& ex) {
   TRY_OR_RESPOND(id, id_param(ex));
   auto removed = co_await app.providers.remove(*id, query_flag(ex.req, "force"));
   if (!removed) co_return ex.fail(removed.error());
-  app.local.invalidate("provider:" + *id);
+  app.change_local_caches([message = "provider:" + *id](LocalCaches& l) { l.invalidate(message); });
   note_cache_failure(co_await app.stores.publish("provider:" + *id), "publish");
   co_await app.refresh_routes();
   co_return empty_response(204);

@@ -19,6 +19,7 @@
 #include "storage/model_repo.hpp"
 #include "storage/provider_repo.hpp"
 #include "storage/route_repo.hpp"
+#include "core/keys.hpp"
 
 #include <boost/asio/ssl/context.hpp>
 
@@ -43,6 +44,11 @@ struct Shared {
   std::function<void(std::string&)> render_metrics;
   const std::size_t max_connections;  // MAX_CONNECTIONS, lowered to what the fd limit allows
   const Clock::time_point started = Clock::now();
+  const std::string instance_id = core::generate_uuid_v4();  // this process, among the replicas
+  // Every worker's App, by index; filled before any worker runs, then read-only. Another worker's
+  // App is touched only on its own thread.
+  std::vector<struct App*> workers;
+  SecretsFallback secrets_fallback;
 };
 
 struct App {
@@ -54,15 +60,20 @@ struct App {
         redis(r),
         stores(std::move(r), s.cfg.redis_prefix),
         deadlines(io.get_executor()),
-        limits(redis, s.cfg, io.get_executor()),
+        limits(redis, s.cfg, io.get_executor(), s.instance_id),
         upstream(s.cfg, s.tls, deadlines),
         health(core::CooldownPolicy{.failures = s.cfg.route_cooldown_failures,
                                     .window = to_steady(s.cfg.route_cooldown_window),
-                                    .cooldown = to_steady(s.cfg.route_cooldown)}) {}
+                                    .cooldown = to_steady(s.cfg.route_cooldown)}) {
+    local.secrets_fallback = &s.secrets_fallback;
+  }
 
   Shared& shared;
   const core::Config& cfg;
   net::io_context& ioc;
+  std::size_t worker_index = 0;  // worker 0 also rebuilds Redis on every (re)connect
+  // False once this worker's loop is about to end: other workers stop asking it for samples.
+  std::atomic<bool> serving{true};
   storage::Db& db;
   storage::ProviderRepo providers{db};
   storage::ModelRepo models{db};
@@ -98,6 +109,9 @@ struct App {
   // A cache write failed, so Redis may now disagree with PostgreSQL: it is no longer trusted as
   // authoritative (warm marker dropped) and rebuilt as soon as possible.
   void cache_write_failed(std::string_view what);
+  // Applies `change` to this worker's local caches now and to every other worker's on its own
+  // thread: an admin change reaches every worker even while Redis (and its pub/sub) is down.
+  void change_local_caches(std::function<void(LocalCaches&)> change);
 
  private:
   bool rewarm_pending_ = false;

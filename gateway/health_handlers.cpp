@@ -70,6 +70,7 @@ net::awaitable<Response> health_info(App& app, Exchange&) {
                            {"db", up(p.db)},
                            {"redis", up(p.redis)},
                            {"limits", limits_mode(app)},
+                           {"workers", app.shared.workers.size()},
                            {"connections", app.shared.connections.load(std::memory_order_relaxed)},
                            {"buffered_body_bytes", app.shared.body_budget.in_use()}};
   co_return json_response(200, boost::json::serialize(body));

@@ -68,12 +68,13 @@ std::string refusal_message(const core::Admission& a, const core::KeyLimits& l) 
 
 }  // namespace
 
-LimitState::LimitState(std::shared_ptr<cache::RedisClient> redis, const core::Config& cfg,
-                       net::any_io_executor ex)
+LimitState::LimitState(std::shared_ptr<cache::RedisClient> redis, const core::Config& cfg, net::any_io_executor ex,
+                       std::string instance)
     : shared(std::move(redis), cfg.redis_prefix, core::Millis(cfg.limit_clock_offset_ms),
              std::chrono::duration_cast<core::Millis>(cfg.limit_lease)),
-      instance_id(core::generate_uuid_v4()),
-      tick_(std::move(ex)) {}
+      instance_id(std::move(instance)),
+      tick_(std::move(ex)),
+      workers_(static_cast<std::int64_t>(std::max<std::size_t>(1, cfg.workers))) {}
 
 void LimitState::note_redis(bool reachable) {
   if (fallback == !reachable) return;
@@ -110,7 +111,11 @@ net::awaitable<void> LimitState::maintain(std::shared_ptr<cache::RedisClient> re
         live_replicas = std::max<std::int64_t>(1, (*r)[3].integer);
       if (stopped_) break;
     }
-    tick_.expires_after(std::min<Clock::duration>(renew_every, kHeartbeat));
+    auto wait = std::min<Clock::duration>(renew_every, kHeartbeat);
+    // A beat that is due could not go out (Redis not connected yet, e.g. just after start-up):
+    // try again soon, not a whole heartbeat later, or the replica count stays stale that long.
+    if (Clock::now() >= next_beat) wait = std::min<Clock::duration>(wait, std::chrono::milliseconds(200));
+    tick_.expires_after(wait);
     co_await tick_.async_wait(use_tuple);
   }
   // Leaving: the others stop counting this process at once.

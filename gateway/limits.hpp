@@ -31,7 +31,8 @@ struct ModelEntry;
 // A worker's part in the limits.
 class LimitState {
  public:
-  LimitState(std::shared_ptr<cache::RedisClient> redis, const core::Config& cfg, net::any_io_executor ex);
+  LimitState(std::shared_ptr<cache::RedisClient> redis, const core::Config& cfg, net::any_io_executor ex,
+             std::string instance_id);
 
   cache::Limiter shared;
   core::LocalLimiter local;
@@ -42,10 +43,10 @@ class LimitState {
   std::uint64_t local_admissions = 0;  // admissions decided by the fallback
   std::uint64_t refused = 0;
   std::int64_t live_replicas = 1;  // from the replicas' heartbeats in Redis, as last seen
-  std::string instance_id;         // this process in the heartbeat set
+  std::string instance_id;         // this process in the heartbeat set (every worker beats for it)
 
-  // How many limiters share a limit while Redis is down.
-  std::int64_t share() const noexcept { return live_replicas; }
+  // How many limiters share a limit while Redis is down: every worker of every live replica.
+  std::int64_t share() const noexcept { return live_replicas * workers_; }
   void note_redis(bool reachable);
 
   // Renews leases and beats the heartbeat until stop().
@@ -54,6 +55,7 @@ class LimitState {
 
  private:
   net::steady_timer tick_;
+  std::int64_t workers_;  // of this process
   bool stopped_ = false;
 };
 

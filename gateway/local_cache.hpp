@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,6 +37,32 @@ ModelPtr make_model_entry(core::ModelRoutes m);
 using KeyPtr = std::shared_ptr<const core::KeyRecord>;
 using SecretsPtr = std::shared_ptr<const core::ProviderSecrets>;
 
+// The last credentials seen per provider, used only while PostgreSQL cannot answer: a cache
+// rebuild, a resubscription or a worker that never needed this provider before then does not turn a
+// PostgreSQL outage into failed requests. One per process, shared by its workers (hence the lock;
+// it is touched once per credential fetch, not per request). An explicit change of the provider
+// erases it like the fresh copy.
+class SecretsFallback {
+ public:
+  void put(const std::string& provider_id, SecretsPtr s) {
+    std::lock_guard lock(mutex_);
+    cache_.put(provider_id, std::move(s));
+  }
+  SecretsPtr find(std::string_view provider_id) {
+    std::lock_guard lock(mutex_);
+    const auto* hit = cache_.find(provider_id);
+    return hit ? *hit : nullptr;
+  }
+  void erase(std::string_view provider_id) {
+    std::lock_guard lock(mutex_);
+    cache_.erase(provider_id);
+  }
+
+ private:
+  std::mutex mutex_;
+  core::BoundedCache<SecretsPtr> cache_{1000, std::chrono::hours(24)};
+};
+
 struct LocalCaches {
   // model name -> routes (nullptr = known not to exist, cached briefly against floods). Names are
   // at most core::kMaxModelName bytes, so the bound is in bytes too.
@@ -49,10 +76,9 @@ struct LocalCaches {
   core::BoundedCache<bool> touched_keys{10000, std::chrono::seconds(60)};
   // provider id -> decrypted credentials; process memory only, never Redis or logs
   core::BoundedCache<SecretsPtr> secrets{1000, std::chrono::minutes(10)};
-  // The last credentials seen per provider, used only while PostgreSQL cannot answer: a cache
-  // rebuild or resubscription then does not turn a PostgreSQL outage into failed requests. An
-  // explicit change of the provider erases it like the fresh copy.
-  core::BoundedCache<SecretsPtr> secrets_fallback{1000, std::chrono::hours(24)};
+  // The process's last credentials per provider, for while PostgreSQL cannot answer (see
+  // SecretsFallback); set by App.
+  class SecretsFallback* secrets_fallback = nullptr;
 
   // Message format: see cache/stores.hpp.
   void invalidate(std::string_view message) {
@@ -62,7 +88,7 @@ struct LocalCaches {
       bad_keys.erase(hash);
     } else if (message.rfind("provider:", 0) == 0) {
       secrets.erase(message.substr(9));
-      secrets_fallback.erase(message.substr(9));
+      if (secrets_fallback) secrets_fallback->erase(message.substr(9));
       routes.clear();
     } else {
       clear();

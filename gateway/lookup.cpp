@@ -33,8 +33,7 @@ net::awaitable<core::Result<SecretsPtr>> provider_secrets(App& app, const std::s
   auto sealed = co_await app.providers.secret(provider_id);
   if (!sealed) {
     const bool unreachable = sealed.error().code == errc::db_unavailable || sealed.error().code == errc::overloaded;
-    if (const auto* last = app.local.secrets_fallback.find(provider_id); last && unreachable) {
-      SecretsPtr stale = *last;
+    if (SecretsPtr stale = unreachable ? app.shared.secrets_fallback.find(provider_id) : nullptr) {
       app.local.secrets.put(provider_id, stale);  // the next requests do not wait for PostgreSQL again
       co_return stale;
     }
@@ -59,7 +58,7 @@ net::awaitable<core::Result<SecretsPtr>> provider_secrets(App& app, const std::s
   }
   SecretsPtr out = std::move(secrets);
   app.local.secrets.put(provider_id, out);
-  app.local.secrets_fallback.put(provider_id, out);
+  app.shared.secrets_fallback.put(provider_id, out);
   co_return out;
 }
 

@@ -3,6 +3,7 @@
 #include "core/log.hpp"
 #include "gateway/app.hpp"
 #include "gateway/server.hpp"
+#include "gateway/worker.hpp"
 #include "gateway/upstream_pool.hpp"
 #include "storage/log_writer.hpp"
 
@@ -14,7 +15,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <sched.h>
+
 #include <csignal>
+#include <fstream>
+#include <string>
 #include <cstdlib>
 #include <iostream>
 #include <thread>
@@ -85,6 +90,7 @@ void start_shutdown_watchdog(std::chrono::duration<double> after) {
   std::thread([after] {
     std::this_thread::sleep_for(after);
     log::error("shutdown did not finish in time; exiting");
+    log::flush(std::chrono::seconds(1));
     std::_Exit(1);
   }).detach();
 }
@@ -112,39 +118,31 @@ void render_process_metrics(std::string& out, const storage::LogWriter& writer, 
          c.failed_batches);
   sample("llmgw_db_errors_total", "counter", "Database calls that failed (timeouts, lost connections, ...).",
          db.failures());
+  sample("llmgw_stdout_log_lines_dropped_total", "counter",
+         "Log lines dropped: stdout could not keep up (buffer full) or a write failed.", log::dropped_lines());
+  sample("llmgw_stdout_log_bytes_written_total", "counter", "Log bytes written to stdout.", log::written_bytes());
+  sample("llmgw_stdout_log_pending_bytes", "gauge", "Log bytes buffered or being written.", log::pending_bytes());
   fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} histogram\n", "llmgw_db_call_duration_seconds",
                  "Database call latency, queue wait included.", "llmgw_db_call_duration_seconds");
   render_histogram(out, "llmgw_db_call_duration_seconds", "", db.latency());
 }
 
-net::awaitable<void> wait_for_sessions(App& app, Clock::time_point until) {
-  net::steady_timer tick(app.ioc);
-  while (!app.sessions.empty() && Clock::now() < until) {
-    tick.expires_after(std::chrono::milliseconds(20));
-    co_await tick.async_wait(use_tuple);
-  }
+// WORKERS, or one per CPU this process may use (its affinity mask and cgroup v2 quota).
+std::size_t worker_count(const core::Config& cfg) {
+  if (cfg.workers > 0) return cfg.workers;
+  cpu_set_t set;
+  const std::size_t affinity = sched_getaffinity(0, sizeof set, &set) == 0
+                                   ? static_cast<std::size_t>(CPU_COUNT(&set))
+                                   : std::max(1u, std::thread::hardware_concurrency());
+  std::string cpu_max;  // "max 100000" (no quota) or "<quota> <period>"; absent outside cgroup v2
+  std::ifstream file("/sys/fs/cgroup/cpu.max");
+  std::getline(file, cpu_max);
+  return core::usable_cpus(affinity, cpu_max);
 }
 
-// SIGTERM: stop accepting, let busy requests finish within the grace period, then cut what is
-// left; everything else stops once no session needs it. The io_context then runs out of work and
-// run() returns: every coroutine frame is gone before anything is destroyed.
-net::awaitable<void> shutdown(App& app, tcp::acceptor& acceptor, std::function<void()> stop_background) {
-  log::info("shutting down", {{"grace_seconds", app.cfg.shutdown_grace.count()}});
-  start_shutdown_watchdog(app.cfg.shutdown_grace + std::chrono::seconds(20));
-  error_code ec;
-  acceptor.close(ec);
-  begin_drain(app);
-  co_await wait_for_sessions(app, Clock::now() + to_steady(app.cfg.shutdown_grace));
-  if (!app.sessions.empty()) {
-    log::warn("grace period over, closing busy connections", {{"open", app.sessions.size()}});
-    force_close(app);
-  }
-  stop_background();  // Redis waits fail at once; queued database jobs too
-  co_await wait_for_sessions(app, Clock::time_point::max());
-}
-
-int run(const core::Config& cfg) {
+int run(core::Config cfg) {
   std::signal(SIGPIPE, SIG_IGN);
+  cfg.workers = worker_count(cfg);
   const std::size_t max_connections = connection_limit(cfg);
   storage::Db db({cfg.database_url, cfg.db_pool_size, 1024,
                   std::chrono::duration_cast<std::chrono::milliseconds>(cfg.db_timeout), 3});
@@ -169,70 +167,72 @@ int run(const core::Config& cfg) {
       .queue_max = cfg.log_queue_max,
       .retention_days = cfg.log_retention_days,
       .statement_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.db_timeout)});
-  net::io_context ioc{1};
   Shared shared(cfg, db, **tls, max_connections);
   shared.request_log = [&log_writer](core::RequestLog&& row) {
     if (!log_writer.submit(std::move(row))) note_dropped_log_row();
   };
   shared.render_metrics = [&](std::string& out) { render_process_metrics(out, log_writer, db); };
+
   const auto ropts = redis_options(cfg);
-  auto redis = std::make_shared<cache::RedisClient>(ioc.get_executor(), ropts);
-  App app(shared, ioc, redis);
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (std::size_t i = 0; i < cfg.workers; ++i) {
+    workers.push_back(std::make_unique<Worker>(shared, i, ropts));
+    shared.workers.push_back(&workers.back()->app());
+  }
 
-  // Every (re)connect to Redis rebuilds it from PostgreSQL: a restarted, empty Redis refills.
-  redis->on_connected([&app] { net::co_spawn(app.ioc, app.warm_cache(), net::detached); });
-  auto on_message = [&app](std::string_view m) { app.local.invalidate(m); };
-  auto on_resubscribed = [&app] { app.local.clear(); };
-  auto subscriber = std::make_shared<cache::RedisSubscriber>(ioc.get_executor(), ropts, app.stores.channel(),
-                                                             on_message, on_resubscribed);
-
-  tcp::acceptor acceptor(ioc);
   error_code ec;
   const auto address = net::ip::make_address(cfg.listen_host, ec);
   if (ec) {
     log::error("LISTEN_ADDR host must be an IP address", {{"host", cfg.listen_host}});
     return 1;
   }
-  const tcp::endpoint endpoint{address, cfg.listen_port};
-  acceptor.open(endpoint.protocol(), ec);
-  if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor.bind(endpoint, ec);
-  if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
-  if (ec) {
-    log::error("cannot listen",
-               {{"addr", cfg.listen_host + ":" + std::to_string(cfg.listen_port)}, {"error", ec.message()}});
-    return 1;  // nothing asynchronous has started yet
+  // Worker 0 binds first, so a port 0 becomes one real port that the others then share.
+  tcp::endpoint endpoint{address, cfg.listen_port};
+  for (auto& w : workers) {
+    ec = w->listen(endpoint);
+    if (ec) {
+      log::error("cannot listen",
+                 {{"addr", cfg.listen_host + ":" + std::to_string(endpoint.port())}, {"error", ec.message()}});
+      return 1;  // nothing asynchronous has started yet
+    }
+    endpoint = w->local_endpoint();
   }
-  net::signal_set signals(ioc, SIGINT, SIGTERM);
-  // Stopping the database pool blocks (it joins its threads), so it runs beside the io_context: it
-  // fails queued jobs at once and interrupts queries still running after a short grace, which ends
-  // every wait a session may still have on a hung PostgreSQL.
+
+  // Stopping the database pool blocks (it joins its threads), so it runs beside the workers, once
+  // every worker has drained: it fails queued jobs at once and interrupts queries still running
+  // after a short grace, which ends every wait a session may still have on a hung PostgreSQL.
   std::thread db_stopper;
-  auto stop_background = [&] {
-    app.limits.stop();
-    redis->stop();
-    subscriber->stop();
-    app.upstream.close_idle();
-    db_stopper = std::thread([&db] { db.stop(std::chrono::milliseconds(500)); });
-  };
+  ShutdownCoordinator coordinator(workers.size(),
+                                  [&] { db_stopper = std::thread([&db] { db.stop(std::chrono::milliseconds(500)); }); });
+  net::io_context& main_ioc = workers.front()->ioc();
+  net::signal_set signals(main_ioc, SIGINT, SIGTERM);
   signals.async_wait([&](error_code sec, int) {
-    if (!sec) net::co_spawn(ioc, shutdown(app, acceptor, stop_background), net::detached);
+    if (sec) return;
+    log::info("shutting down", {{"grace_seconds", cfg.shutdown_grace.count()}});
+    start_shutdown_watchdog(cfg.shutdown_grace + std::chrono::seconds(20));
+    for (auto& w : workers) w->shutdown(coordinator);
   });
   // A signal that arrived after the migration's handler but before the set existed is not lost.
   if (g_stop_requested) ::raise(SIGTERM);
 
-  redis->start();
-  subscriber->start();
-  const auto bound = acceptor.local_endpoint();
-  log::info("listening", {{"addr", bound.address().to_string() + ":" + std::to_string(bound.port())}});
-  net::co_spawn(ioc, accept_loop(app, acceptor), net::detached);
-  net::co_spawn(ioc, app.limits.maintain(redis, cfg.redis_prefix), net::detached);
-
-  ioc.run();  // returns when nothing is left: sessions, background work, waits
+  for (auto& w : workers) w->start();
+  log::info("listening", {{"addr", endpoint.address().to_string() + ":" + std::to_string(endpoint.port())},
+                          {"workers", cfg.workers}});
+  for (std::size_t i = 1; i < workers.size(); ++i) workers[i]->run_in_thread();
+  workers.front()->run();  // returns when nothing is left: sessions, background work, waits
+  for (auto& w : workers) w->join();
+  // Every loop has ended. What one worker posted to another after that (a /metrics sample asked
+  // at the last moment) runs now, on this thread, so no handler outlives the loop it belongs to.
+  for (int round = 0; round < 3; ++round)
+    for (auto& w : workers) {
+      w->ioc().restart();
+      w->ioc().poll();
+    }
   log_writer.stop(std::chrono::seconds(2));  // every request is done: write what is queued
   if (db_stopper.joinable()) db_stopper.join();
-  db.stop();  // pool threads finish before the io_context they post to is destroyed
+  db.stop();  // pool threads finish before the io_contexts they post to are destroyed
   log::info("stopped");
+  log::stop(std::chrono::seconds(2));
   return 0;
 }
 
@@ -260,5 +260,6 @@ int main(int argc, char** argv) {
   }
   const auto& cfg = std::get<core::Config>(parsed);
   log::set_level(cfg.log_level);
+  log::start();  // lines go to stdout from a writer thread, never from a worker's
   return run(cfg);
 }

@@ -15,7 +15,7 @@ bool note_failure(const core::Status& s, std::string_view what) {
 
 net::awaitable<void> App::refresh_routes() {
   auto all = co_await routes.all();
-  local.routes.clear();
+  change_local_caches([](LocalCaches& l) { l.routes.clear(); });
   if (!all) {
     note_failure(all.error(), "load_routes");
     co_return;
@@ -28,7 +28,8 @@ net::awaitable<void> App::refresh_routes() {
 }
 
 net::awaitable<void> App::key_changed(std::string hash) {
-  local.invalidate("key:" + hash);  // this worker at once, even when Redis is down
+  // Every worker at once, even when Redis is down.
+  change_local_caches([message = "key:" + hash](LocalCaches& l) { l.invalidate(message); });
   auto found = co_await keys.find_active(hash);
   core::Status written = core::ok();
   if (!found)
@@ -83,6 +84,12 @@ net::awaitable<void> App::warm_cache() {
   local.clear_redis_views();
   rewarm_pending_ = false;
   core::log::info("cache warmed");
+}
+
+void App::change_local_caches(std::function<void(LocalCaches&)> change) {
+  change(local);
+  for (App* other : shared.workers)
+    if (other != this) net::post(other->ioc, [other, change] { change(other->local); });
 }
 
 void App::cache_write_failed(std::string_view what) {

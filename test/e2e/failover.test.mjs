@@ -17,8 +17,9 @@ const extras = [];
 const uniq = (p) => `${p}-${crypto.randomBytes(4).toString('hex')}`;
 
 before(async () => {
+  // One worker: cooldowns are per worker, and these tests count what one route's failures cause.
   stack = await startStack({
-    env: { ROUTE_COOLDOWN_FAILURES: '2', ROUTE_COOLDOWN_WINDOW: '30', ROUTE_COOLDOWN_SECONDS: '2', UPSTREAM_FIRST_BYTE_TIMEOUT: '0.5' },
+    env: { WORKERS: '1', ROUTE_COOLDOWN_FAILURES: '2', ROUTE_COOLDOWN_WINDOW: '30', ROUTE_COOLDOWN_SECONDS: '2', UPSTREAM_FIRST_BYTE_TIMEOUT: '0.5' },
   });
 });
 after(async () => {

@@ -26,7 +26,8 @@
 // stream_error_after, delta_usage, background_delay_ms, require_auth, api_keys, anthropic_auth.
 //
 // Library: startMockUpstream({port, requireAuth, apiKeys, defaults}) -> { url, origin, port,
-//          requests, events, responses, defaults, setDefault(), reset(), waitFor(), close() }
+//          requests, events, responses, defaults, setDefault(), reset(), waitFor(), close(),
+//          stats, resetPeaks() }
 // CLI:     node server.mjs --port 0 [--no-auth]  (prints {"listening":PORT}, serves until killed)
 import http from 'node:http';
 import crypto from 'node:crypto';
@@ -130,7 +131,13 @@ export async function startMockUpstream({
   const waiters = new Set();
   const notify = () => { for (const w of waiters) w(); };
 
+  // Concurrency seen by the mock: requests being answered and open TCP connections, now and at
+  // their peak since the start (or the last resetPeaks() / reset()).
+  const load = { inFlight: 0, peakInFlight: 0, connections: 0, peakConnections: 0 };
+  const resetPeaks = () => { load.peakInFlight = load.inFlight; load.peakConnections = load.connections; };
   const server = http.createServer({ keepAliveTimeout }, (req, res) => {
+    load.peakInFlight = Math.max(load.peakInFlight, ++load.inFlight);
+    res.once('close', () => { load.inFlight--; });
     const bufs = [];
     req.on('data', (b) => bufs.push(b));
     req.on('end', () => handle(req, res, Buffer.concat(bufs).toString('utf8')).catch((err) => {
@@ -405,6 +412,11 @@ export async function startMockUpstream({
     }, 20));
   }
 
+  server.on('connection', (sock) => {
+    load.peakConnections = Math.max(load.peakConnections, ++load.connections);
+    sock.once('close', () => { load.connections--; });
+  });
+
   await new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', resolve);
@@ -423,8 +435,13 @@ export async function startMockUpstream({
     // Default mock options for every request of this instance (replaces the previous ones;
     // setDefault() or setDefault(null) clears them). x-mock and body "mock" still win.
     setDefault(options) { instanceDefaults = { ...(options ?? {}) }; },
-    // Forgets requests, events and stored responses; the defaults stay.
-    reset() { requests.length = 0; events.length = 0; clearStore(); },
+    // Forgets requests, events and stored responses (and restarts the peaks); the defaults stay.
+    reset() { requests.length = 0; events.length = 0; clearStore(); resetPeaks(); },
+    // {inFlight, peakInFlight, connections, peakConnections}: requests being answered and open TCP
+    // connections, now and at their peak since the start or the last resetPeaks() / reset().
+    get stats() { return { ...load }; },
+    // The peaks start again from the current values.
+    resetPeaks,
     // Resolves with fn()'s first truthy value (re-checked whenever a request/event arrives).
     waitFor(fn, timeoutMs = 5000) {
       return new Promise((resolve, reject) => {

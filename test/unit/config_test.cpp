@@ -97,3 +97,13 @@ TEST_CASE("config: help lists every variable") {
                     "SHUTDOWN_GRACE_SECONDS", "MAX_BODY_BYTES", "LOG_LEVEL"})
     CHECK_THAT(help, Catch::Contains(name));
 }
+
+TEST_CASE("config: WORKERS, and the CPUs a process may use") {
+  CHECK(core::usable_cpus(8, "") == 8);
+  CHECK(core::usable_cpus(8, "max 100000\n") == 8);
+  CHECK(core::usable_cpus(8, "200000 100000\n") == 2);
+  CHECK(core::usable_cpus(8, "250000 100000") == 3);  // 2.5 CPUs: a third thread has work
+  CHECK(core::usable_cpus(8, "50000 100000") == 1);
+  CHECK(core::usable_cpus(2, "800000 100000") == 2);  // the affinity mask is the lower bound
+  CHECK(core::usable_cpus(0, "garbage") == 1);
+}

@@ -84,9 +84,11 @@ export async function eventually(fn, timeoutMs, what) {
 }
 
 // Starts one more gateway process with the stack's environment (same PG, Redis, keys) on a free
-// port. -> {url, lines, stop()}
-export async function startExtraGateway(stack, { timeoutMs = 20_000 } = {}) {
-  const env = { ...stack.env(), LISTEN_ADDR: '127.0.0.1:0' };
+// port; `env` adds or overrides variables (null/undefined unsets one). -> {url, port, proc, lines,
+// jsonLogs(), exited, kill(signal), stop()}
+export async function startExtraGateway(stack, { timeoutMs = 20_000, env: extraEnv = {} } = {}) {
+  const env = { ...stack.env(), LISTEN_ADDR: '127.0.0.1:0', ...extraEnv };
+  for (const k of Object.keys(env)) if (env[k] === undefined || env[k] === null) delete env[k];
   const proc = spawn(gatewayBin(), [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines = [];
   let stderr = '';
@@ -110,7 +112,16 @@ export async function startExtraGateway(stack, { timeoutMs = 20_000 } = {}) {
   });
   return {
     url,
+    port: Number(url.slice(url.lastIndexOf(':') + 1)),
+    proc,
     lines,
+    exited,
+    jsonLogs: () => lines.flatMap((l) => { try { return [JSON.parse(l)]; } catch { return []; } }),
+    // Signal without waiting (e.g. SIGKILL); -> the exit promise.
+    kill(signal = 'SIGKILL') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
     async stop() {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       proc.kill('SIGTERM');

@@ -137,6 +137,9 @@ export async function startStack(opts = {}) {
     ADMIN_KEY: adminKey,
     ENCRYPTION_KEY: encryptionKey,
     LOG_LEVEL: 'info',
+    // Two workers whatever the machine: cross-worker paths (invalidations, /metrics, drain) are
+    // always exercised. Tests that count per-worker state (pool, cooldowns) ask for one.
+    WORKERS: '2',
     ...opts.env,
   });
 
