@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 PACKAGES=(build-essential cmake ninja-build ccache pkg-config libboost1.81-all-dev libboost-json1.81-dev
           libboost-url1.81-dev libssl-dev libpqxx-dev libhiredis-dev libfmt-dev catch2 redis-server
           postgresql nginx wrk curl ca-certificates python3 clang libclang-rt-14-dev)
+# kubectl renders deploy/k8s (kubectl kustomize) in the tests: Debian's, unless one is installed.
+command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
