@@ -28,7 +28,7 @@
 // Library: startMockUpstream({port, requireAuth, apiKeys, defaults}) -> { url, origin, port,
 //          requests, events, responses, defaults, setDefault(), reset(), waitFor(), close(),
 //          stats, resetPeaks() }
-// CLI:     node server.mjs --port 0 [--no-auth]  (prints {"listening":PORT}, serves until killed)
+// CLI:     node server.mjs --port 0 [--no-auth] [--defaults JSON]  (prints {"listening":PORT}, serves until killed)
 import http from 'node:http';
 import crypto from 'node:crypto';
 import { pathToFileURL } from 'node:url';
@@ -466,8 +466,12 @@ export async function startMockUpstream({
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const i = process.argv.indexOf('--port');
-  const mock = await startMockUpstream({ port: i > 0 ? Number(process.argv[i + 1]) : 0, requireAuth: !process.argv.includes('--no-auth') });
+  const arg = (name) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : undefined; };
+  const mock = await startMockUpstream({
+    port: Number(arg('--port') ?? 0),
+    requireAuth: !process.argv.includes('--no-auth'),
+    defaults: arg('--defaults') ? JSON.parse(arg('--defaults')) : {},
+  });
   process.stdout.write(JSON.stringify({ listening: mock.port }) + '\n');
   const quit = () => mock.close().then(() => process.exit(0));
   process.on('SIGTERM', quit);
