@@ -107,9 +107,19 @@ test('Dockerfile: multi-stage on Debian 12; the build stage installs a subset of
   assert.doesNotMatch(build.text, /\b(curl|wget|git clone|pip install|npm install)\b/);
 });
 
+// The image's binary is a Release build: LLMGW_BIN if it is one (not sanitized: a Debug/ASan
+// build links more, libasan and Boost.System among them), else scripts/build.sh's build/.
+function releaseBinary() {
+  const sanitized = (bin) => /NEEDED\s+lib(asan|ubsan|tsan)/.test(run('objdump', ['-p', bin]).stdout);
+  const candidates = [gatewayBin(), path.join(REPO, 'build/gateway/llm-gateway')];
+  const bin = candidates.find((b) => fs.existsSync(b) && !sanitized(b));
+  assert.ok(bin, `no Release build of the gateway (scripts/build.sh build): ${candidates.join(', ')}`);
+  return bin;
+}
+
 test('Dockerfile: the runtime stage installs exactly the packages of the libraries the binary needs (+ CA certificates, curl)', () => {
   const runtime = dockerStages().at(-1);
-  const needed = neededPackages(gatewayBin());
+  const needed = neededPackages(releaseBinary());
   // In every Debian image already (Essential / the base of apt itself).
   const base = new Set(['libc6', 'libgcc-s1']);
   const wanted = new Set([...needed.values()].filter((p) => !base.has(p)));
