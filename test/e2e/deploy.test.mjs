@@ -59,6 +59,15 @@ function chat(port, key, body = chatBody(), timeoutMs = 10_000) {
 }
 
 const accessLogSince = (n) => nginx.accessLog().slice(n);
+// nginx writes a request's log line after the response went out: wait until `count` lines since
+// `start` match `pred` (at most 5 s), then return them.
+async function logged(start, pred, count) {
+  for (let i = 0; ; i++) {
+    const hits = accessLogSince(start).filter(pred);
+    if (hits.length >= count || i >= 250) return hits;
+    await sleep(20);
+  }
+}
 // The replica that finally answered a request ($upstream_addr lists every one tried).
 const answeredBy = (entry) => entry.upstream_addr.split(', ').at(-1);
 
@@ -75,7 +84,7 @@ test('a key created through nginx works at once on whichever replica answers; re
   const through = [];
   for (let i = 0; i < 8; i++) through.push(await chat(nginx.port, key));
   for (const r of through) assert.equal(r.statusCode, 200, r.text);
-  const chats = accessLogSince(logStart).filter((e) => e.uri === '/v1/chat/completions');
+  const chats = await logged(logStart, (e) => e.uri === '/v1/chat/completions', 8);
   assert.equal(chats.length, 8);
   assert.deepEqual(new Set(chats.map(answeredBy)), new Set([addr(replicaA.port), addr(stack.gateway.port)]),
     `nginx must have used both replicas: ${JSON.stringify(chats)}`);
@@ -195,13 +204,12 @@ test('SIGTERM to one replica while 50 streams run through nginx: all complete by
 
   // Where everything went: the 50 streams were spread over both replicas (some were drained
   // by A), the new requests were all answered by B.
-  const log = accessLogSince(logStart);
-  const streams = log.filter((e) => e.uri === '/v1/chat/completions' && e.request_time >= 2);
-  assert.equal(streams.length, N, JSON.stringify(log));
+  const streams = await logged(logStart, (e) => e.uri === '/v1/chat/completions' && e.request_time >= 2, N);
+  assert.equal(streams.length, N, JSON.stringify(accessLogSince(logStart)));
   const onA = streams.filter((e) => answeredBy(e) === addr(replicaA.port)).length;
   assert.ok(onA >= 10 && onA <= 40, `replica A carried ${onA} of the ${N} streams`);
   t.diagnostic(`replica A drained ${onA} of the ${N} streams`);
-  const during = nginx.accessLog().slice(newLogStart).filter((e) => e.uri === '/v1/chat/completions' && e.request_time < 1);
+  const during = await logged(newLogStart, (e) => e.uri === '/v1/chat/completions' && e.request_time < 1, fresh.length);
   assert.equal(during.length, fresh.length, JSON.stringify(during));
   for (const e of during) {
     assert.equal(answeredBy(e), addr(stack.gateway.port), JSON.stringify(e));
