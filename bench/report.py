@@ -464,10 +464,10 @@ def plot(d, png):
     colors = {"direct": "#777777", "nginx": "#009e73", "gw-log-on": "#0072b2", "gw-log-off": "#56b4e9",
               "gw-limited": "#cc79a7", "portkey": "#d55e00"}
     pct_x = lambda p: 1 / (1 - p / 100) if p < 100 else 1e5  # noqa: E731
-    s = [f"set terminal pngcairo size {430 * len(concs) + 60},{360 * len(blocks) + 40} font ',9'",
+    s = [f"set terminal pngcairo size {440 * len(concs) + 60},{420 * len(blocks) + 40} font ',9'",
          f"set output '{png}'",
          f"set multiplot layout {len(blocks)},{len(concs)} title 'latency percentiles (wrk, µs, log scale)'",
-         "set logscale xy", "set grid", "set key bottom right font ',8' opaque", "set format y '%.0s%c'",
+         "set logscale xy", "set grid", "set key below horizontal maxrows 2 font ',8'", "set format y '%.0s%c'",
          "set xtics ('50' 2, '90' 10, '99' 100, '99.9' 1000, '99.99' 10000, 'max' 100000)",
          "set xrange [1.8:150000]", "set ylabel 'µs'"]
     for wk in blocks:

@@ -3,7 +3,7 @@
 # in front of the same fast upstreams, driven by the same load generators, in one run.
 #
 #   bash bench/run.sh                  # full run, about 10 minutes
-#   BENCH_QUICK=1 bash bench/run.sh    # smoke run, about 3 minutes: short runs, fewer streams
+#   BENCH_QUICK=1 bash bench/run.sh    # smoke run, about 4 minutes: short runs, fewer streams
 #
 # Writes bench/results/YYYY-MM-DD-<sha>[-quick].md and .png (latency percentiles per contender);
 # a full run also copies its report to bench/RESULTS.md. Everything listens on 127.0.0.1, lives in
@@ -19,7 +19,9 @@
 #   BENCH_PORTKEY=1            the peer gateway (bench/peer, `npm ci` there first); 0 = skip
 #   BENCH_PORTKEY_STREAMS=1    also stream through Portkey
 #   BENCH_PERF=1               perf record -g of the gateway under 64 connections
-#   BENCH_SYSCALLS=1           syscalls per request (perf stat on syscalls:sys_enter_*, else strace -c -f)
+#   BENCH_PERF_CALLGRAPH=fp    its call graphs: fp (-g; the Release build has no frame pointers) or dwarf
+#   BENCH_SYSCALLS=1           syscalls per request (perf stat on syscall tracepoints, else strace -c -f)
+#   BENCH_SYSCALL_TOOL=        perf or strace: force one
 #   BENCH_PIN=1                pin the proxies to the last W CPUs, the load side to the others
 #   BENCH_LOG_OFF_ENV="LOG_LEVEL=warn"   how the "request log off" gateway is started
 #   BENCH_KEEP=1               keep the temp dir (logs, configs, raw outputs, perf.data)
@@ -48,6 +50,7 @@ SYS_DURATION=${BENCH_SYS_DURATION:-$(q 3 1)}
 PORTKEY=${BENCH_PORTKEY:-1}
 PORTKEY_STREAMS=${BENCH_PORTKEY_STREAMS:-1}
 PERF=${BENCH_PERF:-1}
+PERF_CALLGRAPH=${BENCH_PERF_CALLGRAPH:-fp}
 SYSCALLS=${BENCH_SYSCALLS:-1}
 PIN=${BENCH_PIN:-1}
 LOG_OFF_ENV=${BENCH_LOG_OFF_ENV:-LOG_LEVEL=warn}
@@ -58,7 +61,7 @@ STREAM_MODEL=gpt-bench-stream # -> the streamer upstream
 CMDLINE=""
 for v in BENCH_QUICK BENCH_WORKERS BENCH_CONCS BENCH_DURATION BENCH_WARMUP BENCH_STREAMS BENCH_STREAM_CHUNKS \
   BENCH_STREAM_INTERVAL BENCH_IDLE_N BENCH_IDLE_HOLD BENCH_SYS_DURATION BENCH_PORTKEY BENCH_PORTKEY_STREAMS \
-  BENCH_PERF BENCH_SYSCALLS BENCH_PIN BENCH_LOG_OFF_ENV BENCH_KEEP LLMGW_BIN BENCH_OUT; do
+  BENCH_PERF BENCH_PERF_CALLGRAPH BENCH_SYSCALLS BENCH_SYSCALL_TOOL BENCH_PIN BENCH_LOG_OFF_ENV BENCH_KEEP LLMGW_BIN BENCH_OUT; do
   [[ -n "${!v:-}" ]] && CMDLINE+="$v=${!v@Q} "
 done
 CMDLINE+="bash bench/run.sh"
@@ -458,7 +461,8 @@ SYS_NAMES="read write readv writev pread64 pwrite64 recvfrom sendto recvmsg send
   clock_nanosleep sched_yield mmap munmap mprotect madvise brk getpid gettid getrandom openat newfstatat lseek
   io_uring_enter rt_sigprocmask rt_sigreturn splice"
 if [[ "$SYSCALLS" == 1 ]]; then
-  if command -v perf >/dev/null && perf stat -x, -e raw_syscalls:sys_enter -- true >/dev/null 2>&1; then
+  if [[ "${BENCH_SYSCALL_TOOL:-}" != strace ]] && command -v perf >/dev/null \
+    && perf stat -x, -e raw_syscalls:sys_enter -- true >/dev/null 2>&1; then
     SYS_TOOL=perf SYS_EVENTS=raw_syscalls:sys_enter
     avail=$(perf list 'syscalls:sys_enter_*' 2>/dev/null | awk '{print $1}' | sed -n 's/^syscalls:sys_enter_//p')
     for s in $SYS_NAMES; do grep -qx "$s" <<<"$avail" && SYS_EVENTS+=",syscalls:sys_enter_$s"; done
@@ -657,8 +661,10 @@ for BLOCK in $WORKERS_LIST; do
 
   # Where the gateway's CPU goes: perf record -g under 64 connections (profile only, not a result).
   if [[ "$PERF" == 1 && "$BLOCK" == "$FIRST_BLOCK" ]] && command -v perf >/dev/null; then
-    log "w$BLOCK gw-log-on -c64 under perf record -g (${DURATION}s)"
-    perf record -g -F 999 -p "$GW_ON_PID" -o "$WORK/perf.data" -- sleep "$DURATION" >"$WORK/perf.log" 2>&1 &
+    log "w$BLOCK gw-log-on -c64 under perf record --call-graph $PERF_CALLGRAPH (${DURATION}s)"
+    cg=(-g)
+    [[ "$PERF_CALLGRAPH" == dwarf ]] && cg=(--call-graph dwarf,16384)
+    perf record "${cg[@]}" -F 999 -p "$GW_ON_PID" -o "$WORK/perf.data" -- sleep "$DURATION" >"$WORK/perf.log" 2>&1 &
     PERF_PID=$!
     PIDS+=("$PERF_PID")
     json=$(wrk_run gw-log-on 64 "$DURATION" "$WORK/wrk-perf.txt")
