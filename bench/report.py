@@ -268,7 +268,10 @@ class Report:
                "middle round is measured. *TTFB* = request written -> first chunk read; *first byte delay* = "
                "upstream wrote chunk 0 -> client read it; *chunk delay* = same for chunks 1.. (the inter-chunk "
                "delay a proxy adds shows here). µs; *+* = contender minus direct. *CPU µs/chunk* = the proxy's CPU "
-               "over all 3 rounds / chunks relayed.")
+               "over all 3 rounds / chunks relayed. *proxy CPU*, *client CPU*, *upstream CPU* = the proxy's, the "
+               "stream client's and the streamer upstream's CPU in % of one core over the run: a proxy near its "
+               "CPUs (the gateway's Redis and PostgreSQL share them) is saturated and queues every chunk; when "
+               "client + upstream near the load side's CPUs, the load side itself queues.")
         self.w()
         rows = []
         for wk in self.blocks:
@@ -291,10 +294,15 @@ class Report:
                              sgn(a("first_delay_us", "p50")), sgn(a("first_delay_us", "p99")),
                              f0(g("chunk_delay_us", "p50")), f0(g("chunk_delay_us", "p99")), f0(g("chunk_delay_us", "p999")),
                              sgn(a("chunk_delay_us", "p50")), sgn(a("chunk_delay_us", "p99")),
-                             f1(s["proxy_cpu_us"] / chunks) if s.get("proxy_cpu_us") is not None and chunks else "—"])
+                             f1(s["proxy_cpu_us"] / chunks) if s.get("proxy_cpu_us") is not None and chunks else "—",
+                             f"{s['proxy_cpu_us'] / (s['wall_s'] * 1e6) * 100:.0f} %"
+                             if s.get("proxy_cpu_us") is not None and s.get("wall_s") else "—",
+                             f"{s['client_cpu_us'] / (s['wall_s'] * 1e6) * 100:.0f} %" if s.get("wall_s") else "—",
+                             f"{s['upstream_cpu_us'] / (s['wall_s'] * 1e6) * 100:.0f} %"
+                             if s.get("wall_s") and s.get("upstream_cpu_us") is not None else "—"])
         self.table(["WORKERS", "contender", "streams ok", "errors", "TTFB p50", "TTFB p99", "+TTFB p50", "+TTFB p99",
                     "first byte p50", "p99", "+p50", "+p99", "chunk delay p50", "p99", "p99.9", "+p50", "+p99",
-                    "CPU µs/chunk"], rows)
+                    "CPU µs/chunk", "proxy CPU", "client CPU", "upstream CPU"], rows)
         for s in self.d["stream"]:
             if s.get("error_messages"):
                 self.w(f"- {SHORT.get(s['target'], s['target'])}, WORKERS={s['workers']}: errors {s['error_messages']}")
@@ -336,6 +344,26 @@ class Report:
             if i.get("errors"):
                 self.w(f"- {SHORT.get(i['target'], i['target'])}: {i['errors']}")
                 self.w()
+        for s in self.d.get("idlesys", []):
+            c = dict(s["calls"])
+            total = c.pop("raw_syscalls:sys_enter", c.pop("sys_enter", None))
+            if total is None:
+                total = sum(c.values())
+            sec = float(s["seconds"])
+            self.w(f"Syscalls of the {SHORT.get(s['target'], s['target'])} while holding {int(s['streams']):,} idle "
+                   f"streams (another {sec:g} s, perf stat): {total / sec:,.0f}/s; " +
+                   ", ".join(f"{k} {v / sec:,.0f}/s" for k, v in sorted(c.items(), key=lambda kv: -kv[1])
+                             if k != "raw_syscalls" and v / sec >= 1))
+            self.w()
+        for p in self.d.get("idleperf", []):
+            self.w(f"<details><summary>{SHORT.get(p['target'], p['target'])} while holding {int(p['streams']):,} "
+                   f"idle streams: top symbols (perf record, {p['seconds']} s)</summary>")
+            self.w()
+            self.w("```")
+            self.w(p["sym"].rstrip())
+            self.w("```")
+            self.w("</details>")
+            self.w()
 
     def flood(self):
         for fl in self.d["flood"]:

@@ -385,35 +385,38 @@ PY
 # stream NAME: STREAMS concurrent streams, each CHUNKS chunks INTERVAL ms apart, 3 rounds (the
 # middle one measured), through the contender; CPU of the proxy around it
 stream() {
-  local n=$1 t0 t1 out=$WORK/stream-w$BLOCK-$1.json args=()
+  local n=$1 t0 t1 u0 u1 out=$WORK/stream-w$BLOCK-$1.json args=()
   local IFS='|'
   for h in ${C_SHDRS[$n]}; do args+=(--header "$h"); done
   unset IFS
   log "w$BLOCK $n: $STREAMS streams x $CHUNKS chunks, ${INTERVAL} ms apart"
   t0=$( [[ ${C_KIND[$n]} == direct ]] && echo 0 || cpu_ticks "${C_PID[$n]}")
+  u0=$(cpu_ticks "$ST_PID")
   "${LOAD[@]}" "$STREAMER" stream --port "${C_SPORT[$n]}" --key "${C_KEY[$n]}" --model "$STREAM_MODEL" \
     --conns "$STREAMS" --chunks "$CHUNKS" --interval "$INTERVAL" --rounds 3 "${args[@]}" >"$out" 2>"$out.err" \
     || { cat "$out.err" >&2; die "stream client against $n failed"; }
   t1=$( [[ ${C_KIND[$n]} == direct ]] && echo 0 || cpu_ticks "${C_PID[$n]}")
-  python3 - "$out" "$n" "${C_KIND[$n]}" "$BLOCK" "$((t1 - t0))" "$CLK_TCK" >>"$RESULTS" <<'PY'
+  u1=$(cpu_ticks "$ST_PID")
+  python3 - "$out" "$n" "${C_KIND[$n]}" "$BLOCK" "$((t1 - t0))" "$CLK_TCK" "$((u1 - u0))" >>"$RESULTS" <<'PY'
 import json, sys
-path, name, kind, block, ticks, clk = sys.argv[1:]
+path, name, kind, block, ticks, clk, uticks = sys.argv[1:]
 j = json.loads(open(path).read().strip().splitlines()[-1])
-j.update(kind="stream", target=name, tkind=kind, workers=int(block))
+j.update(kind="stream", target=name, tkind=kind, workers=int(block),
+         upstream_cpu_us=int(uticks) * 1e6 / int(clk))
 if kind != "direct":
     j["proxy_cpu_us"] = int(ticks) * 1e6 / int(clk)
 print(json.dumps(j))
 PY
 }
 
-# idle NAME: IDLE_EFF idle streams opened through the contender and held; its RSS and CPU
+# idle NAME [N]: N (default IDLE_EFF) idle streams opened through the contender and held; its RSS and CPU
 idle() {
-  local n=$1 out=$WORK/idle-$1.out ipid r0 r1 r2 t0 t1 t2 t3 i
-  log "w$BLOCK $n: $IDLE_EFF idle streams held ${IDLE_HOLD}s"
+  local n=$1 want=${2:-$IDLE_EFF} out=$WORK/idle-$1.out ipid r0 r1 r2 t0 t1 t2 t3 i
+  log "w$BLOCK $n: $want idle streams held ${IDLE_HOLD}s"
   r0=$(rss_kb "${C_PID[$n]}")
   t0=$(cpu_ticks "${C_PID[$n]}")
   "${LOAD[@]}" "$STREAMER" idle --port "${C_SPORT[$n]}" --key "${C_KEY[$n]}" --model "$STREAM_MODEL" \
-    --n "$IDLE_EFF" --window 500 --hold-max 600 >"$out" 2>&1 &
+    --n "$want" --window 500 --hold-max 600 >"$out" 2>&1 &
   ipid=$!
   PIDS+=("$ipid")
   for ((i = 0; i < 1800; i++)); do
@@ -428,11 +431,45 @@ idle() {
   t2=$(cpu_ticks "${C_PID[$n]}")
   sleep "$IDLE_HOLD"
   t3=$(cpu_ticks "${C_PID[$n]}")
+  # The gateway's CPU while its streams sit idle: what it does, in another IDLE_HOLD seconds.
+  if [[ ${C_KIND[$n]} == gateway ]]; then
+    local pp="" sp=""
+    if [[ "$PERF" == 1 ]] && command -v perf >/dev/null; then
+      perf record -g -F 999 -p "${C_PID[$n]}" -o "$WORK/perf-idle.data" -- sleep "$IDLE_HOLD" >"$WORK/perf-idle.log" 2>&1 &
+      pp=$!
+      PIDS+=("$pp")
+    fi
+    if [[ $SYS_TOOL == perf ]]; then
+      perf stat -x, -e "$SYS_EVENTS" -p "${C_PID[$n]}" -o "$WORK/sys-idle.txt" -- sleep "$IDLE_HOLD" >/dev/null 2>&1 &
+      sp=$!
+      PIDS+=("$sp")
+    fi
+    [[ -n "$pp" ]] && { wait "$pp" || true; }
+    [[ -n "$sp" ]] && { wait "$sp" || true; }
+    if [[ -s "$WORK/perf-idle.data" ]]; then
+      perf report -i "$WORK/perf-idle.data" --stdio --no-children -g none --sort dso,sym 2>/dev/null \
+        | grep -v '^#' | grep -v '^$' | head -n 25 | cut -c1-160 >"$WORK/perf-idle-sym.txt" || true
+      jrec idleperf target="$n" seconds="$IDLE_HOLD" streams="$want" \
+        sym="$(python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "$WORK/perf-idle-sym.txt")"
+    fi
+    if [[ -s "$WORK/sys-idle.txt" ]]; then
+      jrec idlesys target="$n" seconds="$IDLE_HOLD" streams="$want" calls="$(python3 - "$WORK/sys-idle.txt" <<'PY'
+import json, sys
+calls = {}
+for line in open(sys.argv[1]):
+    f = line.strip().split(",")
+    if len(f) > 2 and f[0].isdigit() and int(f[0]) > 0:
+        calls[f[2].split(":")[-1].replace("sys_enter_", "")] = int(f[0])
+print(json.dumps(calls))
+PY
+)"
+    fi
+  fi
   kill -USR2 "$ipid"
   wait "$ipid" || true
   sleep 1
   r2=$(rss_kb "${C_PID[$n]}")
-  python3 - "$out" "$n" "${C_KIND[$n]}" "$BLOCK" "$IDLE_EFF" "$r0" "$r1" "$r2" "$((t1 - t0))" "$((t3 - t2))" \
+  python3 - "$out" "$n" "${C_KIND[$n]}" "$BLOCK" "$want" "$r0" "$r1" "$r2" "$((t1 - t0))" "$((t3 - t2))" \
     "$IDLE_HOLD" "$CLK_TCK" "$FD_LIMIT" >>"$RESULTS" <<'PY'
 import json, sys
 path, name, kind, block, n, r0, r1, r2, t_open, t_hold, hold, clk, fdl = sys.argv[1:]
@@ -689,7 +726,10 @@ for BLOCK in $WORKERS_LIST; do
   if [[ "$BLOCK" == "$FIRST_BLOCK" ]]; then
     # Idle streams held open: memory per stream.
     idle gw-log-on
-    idle nginx
+    # nginx's worker_connections (= the fd limit) also count its upstream keep-alive connections and
+    # connections still closing from the runs before: with less than ~2,000 spare it "reuses"
+    # (resets) clients. Fewer streams for it, then; the KiB per stream are what compare.
+    idle nginx $((IDLE_EFF < (FD_LIMIT - 2000) / 2 ? IDLE_EFF : (FD_LIMIT - 2000) / 2))
     # A flood of invalid keys: PostgreSQL statements per request must be 0.
     log "w$BLOCK gw-log-on -c64: invalid-key flood (${DURATION}s)"
     db0=$(metric_sum "$GW_ON_PORT" llmgw_db_call_duration_seconds_count)
