@@ -112,7 +112,7 @@ class Report:
             if d and n and g:
                 diff = g["p99_us"] - n["p99_us"]
                 add(f"added p99 at concurrency 1 within 20 µs of nginx's, WORKERS={wk}",
-                    f"{diff:+,} µs (gateway +{g['p99_us'] - d['p99_us']:,}, nginx +{n['p99_us'] - d['p99_us']:,} µs over direct)",
+                    f"{diff:+,} µs (gateway {g['p99_us'] - d['p99_us']:+,}, nginx {n['p99_us'] - d['p99_us']:+,} µs over direct)",
                     diff <= 20)
         for wk in self.blocks:
             p, g = self.run(wk, "portkey", c64), self.run(wk, "gw-log-on", c64)

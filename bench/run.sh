@@ -700,6 +700,7 @@ for BLOCK in $WORKERS_LIST; do
   if [[ "$PERF" == 1 && "$BLOCK" == "$FIRST_BLOCK" ]] && command -v perf >/dev/null; then
     log "w$BLOCK gw-log-on -c64 under perf record --call-graph $PERF_CALLGRAPH (${DURATION}s)"
     cg=(-g)
+    # shellcheck disable=SC2054 # "dwarf,16384" is one argument
     [[ "$PERF_CALLGRAPH" == dwarf ]] && cg=(--call-graph dwarf,16384)
     perf record "${cg[@]}" -F 999 -p "$GW_ON_PID" -o "$WORK/perf.data" -- sleep "$DURATION" >"$WORK/perf.log" 2>&1 &
     PERF_PID=$!
