@@ -145,6 +145,7 @@ std::variant<Config, ConfigErrors> parse_config(const EnvLookup& env) {
   p.seconds("BODY_TIMEOUT", c.body_timeout);
   p.seconds("KEEPALIVE_TIMEOUT", c.keepalive_timeout);
   p.seconds("SHUTDOWN_GRACE_SECONDS", c.shutdown_grace, 0);
+  p.seconds("SHUTDOWN_DELAY_SECONDS", c.shutdown_delay, 0);
   p.seconds("UPSTREAM_CONNECT_TIMEOUT", c.upstream_connect_timeout);
   p.seconds("UPSTREAM_FIRST_BYTE_TIMEOUT", c.upstream_first_byte_timeout);
   p.seconds("UPSTREAM_IDLE_TIMEOUT", c.upstream_idle_timeout);
@@ -213,6 +214,8 @@ All settings come from environment variables (durations in seconds, fractions al
   BODY_TIMEOUT                 time to receive the request body -> 408 (30)
   KEEPALIVE_TIMEOUT            idle keep-alive connection lifetime     (75)
   SHUTDOWN_GRACE_SECONDS       drain deadline after SIGTERM/SIGINT     (30)
+  SHUTDOWN_DELAY_SECONDS       before draining: keep accepting, with   (0)
+                               /health/ready 503 and keep-alive off
   UPSTREAM_CONNECT_TIMEOUT     upstream TCP+TLS connect -> 502         (10)
   UPSTREAM_FIRST_BYTE_TIMEOUT  upstream response header -> 504         (600)
   UPSTREAM_IDLE_TIMEOUT        max gap between upstream body reads     (300)

@@ -45,6 +45,9 @@ struct Config {
   Seconds body_timeout{30};
   Seconds keepalive_timeout{75};
   Seconds shutdown_grace{30};
+  // After SIGTERM, how long the gateway keeps accepting and answering, with /health/ready 503 and
+  // keep-alive off, so load balancers take it out of rotation before it stops listening.
+  Seconds shutdown_delay{0};
   std::size_t max_connections = 20000;                  // lowered at start to what RLIMIT_NOFILE allows
   std::size_t max_buffered_body_bytes = 256 << 20;      // all request bodies held at once, process-wide
 

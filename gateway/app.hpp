@@ -48,6 +48,9 @@ struct Shared {
   // Every worker's App, by index; filled before any worker runs, then read-only. Another worker's
   // App is touched only on its own thread.
   std::vector<struct App*> workers;
+  // SIGTERM arrived: /health/ready says 503 and responses close their connections, while the
+  // listeners stay open for SHUTDOWN_DELAY_SECONDS; then every worker drains.
+  std::atomic<bool> stopping{false};
   SecretsFallback secrets_fallback;
 };
 
@@ -91,6 +94,8 @@ struct App {
   std::size_t in_flight = 0;  // proxied requests waiting for or streaming an upstream answer
   SessionList sessions;
   bool draining = false;
+  // No more keep-alive: draining, or the process is about to (SHUTDOWN_DELAY_SECONDS).
+  bool closing() const noexcept { return draining || shared.stopping.load(std::memory_order_relaxed); }
 
   // /health/ready: PostgreSQL's answer is reused for a second (Redis is asked every time).
   Clock::time_point db_checked_at{};

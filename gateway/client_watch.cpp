@@ -15,18 +15,23 @@ bool client_gone_now(tcp::socket& client) noexcept {
   return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
 }
 
-ClientWatch::ClientWatch(tcp::socket& client, SessionEntry& entry)
-    : state_(std::make_shared<State>(State{&client, &entry})) {
+ClientWatch::ClientWatch(Deadlines& deadlines, tcp::socket& client, SessionEntry& entry)
+    : Ticker(deadlines), client_(client), entry_(entry) {}
+
+void ClientWatch::on_tick(Clock::time_point now) {
+  if (state_ || now - since_ < Deadlines::kTick) return;
+  state_ = std::make_shared<State>(State{&client_, &entry_});
   arm(state_);
 }
 
 ClientWatch::~ClientWatch() {
+  if (!state_) return;
   state_->active = false;
   // Only the wait is pending on the client socket now (the session reads and writes in sequence),
   // so cancelling affects nothing else.
-  if (state_->client->is_open()) {
+  if (client_.is_open()) {
     error_code ignored;
-    state_->client->cancel(ignored);
+    client_.cancel(ignored);
   }
 }
 

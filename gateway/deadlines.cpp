@@ -10,6 +10,30 @@ Deadline::~Deadline() {
   owner_.remove(this);
 }
 
+Ticker::Ticker(Deadlines& owner) noexcept : owner_(owner) {
+  owner_.add(this);
+}
+
+Ticker::~Ticker() {
+  owner_.remove(this);
+}
+
+void Deadlines::add(Ticker* t) noexcept {
+  t->next_ = tickers_;
+  if (tickers_) tickers_->prev_ = t;
+  tickers_ = t;
+  if (!ticking_) arm();
+}
+
+void Deadlines::remove(Ticker* t) noexcept {
+  if (next_ticker_ == t) next_ticker_ = t->next_;
+  if (t->prev_)
+    t->prev_->next_ = t->next_;
+  else
+    tickers_ = t->next_;
+  if (t->next_) t->next_->prev_ = t->prev_;
+}
+
 void Deadlines::add(Deadline* d) noexcept {
   d->next_ = head_;
   if (head_) head_->prev_ = d;
@@ -36,7 +60,7 @@ void Deadlines::arm() {
     ticking_ = false;
     if (ec) return;
     sweep();
-    if (count_ > 0) arm();
+    if (count_ > 0 || tickers_) arm();
   });
 }
 
@@ -48,6 +72,11 @@ void Deadlines::sweep() {
     error_code ignored;
     d->socket_.cancel(ignored);
   }
+  for (Ticker* t = tickers_; t; t = next_ticker_) {
+    next_ticker_ = t->next_;
+    t->on_tick(now);
+  }
+  next_ticker_ = nullptr;
 }
 
 }  // namespace gw

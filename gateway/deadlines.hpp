@@ -12,6 +12,23 @@ namespace gw {
 
 class Deadlines;
 
+// Something the sweeper calls on every tick while it exists (a ClientWatch that arms itself only
+// for requests that last longer than a tick). Registered for its whole lifetime.
+class Ticker {
+ public:
+  explicit Ticker(Deadlines& owner) noexcept;
+  virtual ~Ticker();
+  Ticker(const Ticker&) = delete;
+  Ticker& operator=(const Ticker&) = delete;
+  virtual void on_tick(Clock::time_point now) = 0;
+
+ private:
+  friend class Deadlines;
+  Deadlines& owner_;
+  Ticker* prev_ = nullptr;
+  Ticker* next_ = nullptr;
+};
+
 class Deadline {
  public:
   Deadline(Deadlines& owner, tcp::socket& socket) noexcept;
@@ -54,14 +71,19 @@ class Deadlines {
 
  private:
   friend class Deadline;
+  friend class Ticker;
   void add(Deadline* d) noexcept;
   void remove(Deadline* d) noexcept;
+  void add(Ticker* t) noexcept;
+  void remove(Ticker* t) noexcept;
   void arm();
   void sweep();
 
   net::steady_timer timer_;
   Deadline* head_ = nullptr;
   std::size_t count_ = 0;
+  Ticker* tickers_ = nullptr;
+  Ticker* next_ticker_ = nullptr;  // during sweep(): the next one to call (a call may remove it)
   bool ticking_ = false;
 };
 

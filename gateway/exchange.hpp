@@ -52,6 +52,7 @@ struct Exchange {
   std::optional<double> cost;                 // USD, when the route's prices are known
   Clock::time_point first_body_at{};          // the first body byte went to the client
   std::chrono::system_clock::time_point received_at = std::chrono::system_clock::now();
+  const Clock::time_point started = Clock::now();  // the same moment, for intervals
 
   Response fail(const core::Error& e) const { return error_response(flavor, e); }
 };

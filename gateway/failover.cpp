@@ -119,7 +119,7 @@ static std::string_view error_reason(core::errc e) {
 
 net::awaitable<Response> forward(App& app, Exchange& ex, const ModelEntry& model,
                                  std::span<const std::size_t> attempts, const ProxyCall& call) {
-  ClientWatch watch(ex.client, ex.session);
+  ClientWatch watch(app.deadlines, ex.client, ex.session);
   struct InFlight {
     std::size_t& n;
     explicit InFlight(std::size_t& c) : n(++c) {}
@@ -164,7 +164,7 @@ net::awaitable<Response> forward(App& app, Exchange& ex, const ModelEntry& model
     const bool own_rate_headers = limits && limits->key_limited();
     if (own_rate_headers) extra.insert(extra.end(), limits->header_fields().begin(), limits->header_fields().end());
     RelayClient client{ex.client, ex.client_deadline, ex.session, ex.req.version_minor(),
-                       ex.keep_alive && !app.draining, ex.request_id, extra, own_rate_headers};
+                       ex.keep_alive && !app.closing(), ex.request_id, extra, own_rate_headers, ex.started};
     AttemptHooks hooks(last, call.observer, limits, e.route);
 
     // A pooled connection found dead before any byte of the request left is replaced once.

@@ -52,12 +52,12 @@ net::awaitable<Response> health_live(App&, Exchange&) {
 
 net::awaitable<Response> health_ready(App& app, Exchange&) {
   const Probe p = co_await probe(app);
-  const bool ready = p.db && p.redis && !app.draining;
+  const bool ready = p.db && p.redis && !app.closing();
   boost::json::object body{{"status", ready ? "ready" : "unavailable"},
                            {"db", up(p.db)},
                            {"redis", up(p.redis)},
                            {"limits", limits_mode(app)}};
-  if (app.draining) body["draining"] = true;
+  if (app.closing()) body["draining"] = true;
   co_return json_response(ready ? 200 : 503, boost::json::serialize(body));
 }
 

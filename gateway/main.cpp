@@ -206,12 +206,29 @@ int run(core::Config cfg) {
                                   [&] { db_stopper = std::thread([&db] { db.stop(std::chrono::milliseconds(500)); }); });
   net::io_context& main_ioc = workers.front()->ioc();
   net::signal_set signals(main_ioc, SIGINT, SIGTERM);
-  signals.async_wait([&](error_code sec, int) {
-    if (sec) return;
+  // SIGTERM: not ready any more; after SHUTDOWN_DELAY_SECONDS (or a second signal) every worker
+  // stops accepting and drains.
+  net::steady_timer delay(main_ioc);
+  auto drain_all = [&] {
+    error_code ignored;
+    signals.cancel(ignored);  // a wait for a second signal would keep worker 0's loop alive
     log::info("shutting down", {{"grace_seconds", cfg.shutdown_grace.count()}});
     start_shutdown_watchdog(cfg.shutdown_grace + std::chrono::seconds(20));
     for (auto& w : workers) w->shutdown(coordinator);
-  });
+  };
+  std::function<void(error_code, int)> on_signal = [&](error_code sec, int) {
+    if (sec) return;
+    if (shared.stopping.exchange(true) || cfg.shutdown_delay.count() <= 0) {
+      delay.cancel();
+      if (cfg.shutdown_delay.count() <= 0) drain_all();
+      return;
+    }
+    log::info("stopping: not ready, still serving", {{"delay_seconds", cfg.shutdown_delay.count()}});
+    delay.expires_after(to_steady(cfg.shutdown_delay));
+    delay.async_wait([&](error_code) { drain_all(); });
+    signals.async_wait(on_signal);  // a second signal drains at once
+  };
+  signals.async_wait(on_signal);
   // A signal that arrived after the migration's handler but before the set existed is not lost.
   if (g_stop_requested) ::raise(SIGTERM);
 

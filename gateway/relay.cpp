@@ -7,6 +7,7 @@
 #include "core/relay_plan.hpp"
 #include "gateway/client_watch.hpp"
 #include "gateway/read_buffer.hpp"
+#include "gateway/write_now.hpp"
 
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
@@ -142,8 +143,10 @@ net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const Upstr
   RelayResult r;
   auto gone = [&] { return client.session.client_gone; };
 
-  // 0. A client that left while we authenticated or connected is not sent upstream.
-  if (gone() || client_gone_now(client.socket)) {
+  // 0. A client that left while we authenticated or connected is not sent upstream. The look at
+  // the socket (a system call) is skipped for a request read a moment ago: its client is there.
+  const bool fresh = Clock::now() - client.received_at < std::chrono::milliseconds(1);
+  if (gone() || (!fresh && client_gone_now(client.socket))) {
     r.client_gone = r.request_unsent = true;
     co_return r;
   }
@@ -152,7 +155,7 @@ net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const Upstr
   const auto sent_at = Clock::now();
   conn.deadline.expires_after(to_steady(cfg.upstream_first_byte_timeout));
   const std::array<net::const_buffer, 2> request_out{net::buffer(rq.head), net::buffer(rq.body.data(), rq.body.size())};
-  auto [wec, written] = co_await net::async_write(up, request_out, use_tuple);
+  auto [wec, written] = co_await write_all(up, request_out);
   if (wec) {
     r.client_gone = gone();
     r.error = upstream_error(conn, wec, false);
@@ -263,7 +266,7 @@ net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const Upstr
       const auto buffers = out.build(head_sent ? std::string_view{} : std::string_view(client_head), chunked, done);
       client.deadline.expires_after(to_steady(cfg.upstream_idle_timeout));
       if (client.deadline.expired()) co_return r;
-      auto [xec, xn] = co_await net::async_write(client.socket, buffers, use_tuple);
+      auto [xec, xn] = co_await write_all(client.socket, buffers);
       if (xec) {
         r.client_gone = true;
         co_return r;

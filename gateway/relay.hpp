@@ -37,6 +37,7 @@ struct RelayClient {
   std::string_view request_id;
   std::span<const core::http1::Field> extra;  // more response headers (X-LLM-*, rate limits)
   bool own_rate_headers = false;               // drop the provider's x-ratelimit-* (extra has ours)
+  Clock::time_point received_at{};             // when the request head was read
 };
 
 // Observers and decisions of the proxy handler (failover, usage capture, metrics plug in here).

@@ -5,6 +5,7 @@
 #include "core/log.hpp"
 #include "gateway/auth.hpp"
 #include "gateway/read_buffer.hpp"
+#include "gateway/write_now.hpp"
 #include "gateway/router.hpp"
 
 #include <boost/asio/write.hpp>
@@ -44,12 +45,10 @@ enum class HeadRead { complete, closed, idle_timeout, timeout, too_large };
 net::awaitable<std::pair<HeadRead, std::size_t>> read_head(App& app, Client& c, bool first) {
   bool started = !c.in.empty() || first;
   c.deadline.expires_after(to_steady(started ? app.cfg.header_timeout : app.cfg.keepalive_timeout));
-  if (c.in.empty() && !first) {
-    // Idle keep-alive connections hold no buffer: wait for readability, then allocate and read.
-    c.in.release();
-    auto [ec] = co_await c.socket.async_wait(tcp::socket::wait_read, use_tuple);
-    if (ec) co_return std::pair{c.deadline.fired() ? HeadRead::idle_timeout : HeadRead::closed, 0};
-  }
+  // An idle keep-alive connection keeps its small initial buffer (4 KiB; a larger one is freed) and
+  // waits in a read, not in a readiness wait: Asio registers a wait with epoll_ctl every time,
+  // while a read after an exhausted one is queued without any system call.
+  if (c.in.empty()) c.in.shrink();
   std::size_t from = 0;
   for (;;) {
     const auto scan = h1::scan_head(c.in.data(), app.cfg.max_header_bytes, from);
@@ -137,7 +136,7 @@ net::awaitable<bool> write_response(App& app, Client& c, const Response& res, in
                                                net::buffer(head_only ? std::string_view{} : res.body)};
   c.deadline.expires_after(to_steady(app.cfg.body_timeout));
   if (c.deadline.expired()) co_return false;
-  auto [ec, n] = co_await net::async_write(c.socket, bufs, use_tuple);
+  auto [ec, n] = co_await write_all(c.socket, bufs);
   co_return !ec;
 }
 
@@ -312,6 +311,7 @@ net::awaitable<void> session(App& app, tcp::socket socket) {
   } counted{app.shared};
   error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
+  make_non_blocking(socket);
   const std::string remote = remote_address(socket);
   Client c(app, std::move(socket));
   SessionEntry entry;
@@ -376,7 +376,7 @@ net::awaitable<void> session(App& app, tcp::socket socket) {
       else if (body_pending || parsed != h1::HeadError::none)
         ex.keep_alive = false;
       ex.status = early->status;
-      const bool sent = co_await write_response(app, c, *early, req.version_minor(), ex.keep_alive && !app.draining,
+      const bool sent = co_await write_response(app, c, *early, req.version_minor(), ex.keep_alive && !app.closing(),
                                                 ex.request_id, req.is_head());
       log_request(req, ex, start, remote);
       count_request(app, req, ex, start);
@@ -393,7 +393,8 @@ net::awaitable<void> session(App& app, tcp::socket socket) {
       if (req.head().expect_continue && c.in.empty()) {
         static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
         c.deadline.expires_after(to_steady(app.cfg.body_timeout));
-        auto [wec, wn] = co_await net::async_write(c.socket, net::buffer(kContinue), use_tuple);
+        const auto continue_line = net::buffer(kContinue);
+        auto [wec, wn] = co_await write_all(c.socket, continue_line);
         if (wec) break;
       }
       const BodyRead got = co_await read_body(app, c, req, lease);
@@ -412,7 +413,7 @@ net::awaitable<void> session(App& app, tcp::socket socket) {
 
     Response res = co_await invoke(app, ex, *routed.endpoint);
     if (!ex.responded) {
-      ex.keep_alive = ex.keep_alive && !app.draining;
+      ex.keep_alive = ex.keep_alive && !app.closing();
       ex.status = res.status;
       if (!co_await write_response(app, c, res, req.version_minor(), ex.keep_alive, ex.request_id, req.is_head()))
         ex.keep_alive = false;

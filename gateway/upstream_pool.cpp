@@ -1,6 +1,7 @@
 #include "gateway/upstream_pool.hpp"
 
 #include "core/log.hpp"
+#include "gateway/write_now.hpp"
 
 #include <boost/asio/ssl/host_name_verification.hpp>
 
@@ -278,6 +279,7 @@ net::awaitable<core::Result<std::unique_ptr<UpstreamConn>>> UpstreamPool::connec
                                                                        : errc::upstream_unavailable};
   error_code ignored;
   c->socket.set_option(tcp::no_delay(true), ignored);
+  make_non_blocking(c->socket);
 
   if (t.tls) {
     auto& tls = c->tls.emplace(c->socket, tls_);

@@ -85,3 +85,30 @@ test('SIGTERM right after the "listening" line is never lost: exit 0 within a fe
   }
   await stack.gateway.start({});
 });
+
+test('SHUTDOWN_DELAY_SECONDS: after SIGTERM, still serving with /health/ready 503 and Connection: close; then the listener closes and the process exits 0', async () => {
+  await stack.gateway.restart({ SHUTDOWN_GRACE_SECONDS: '5', SHUTDOWN_DELAY_SECONDS: '1.5' });
+  const port = stack.gateway.port;
+  const base = `http://127.0.0.1:${port}`;
+  assert.equal((await fetch(`${base}/health/ready`)).status, 200);
+  const t0 = Date.now();
+  const exited = stack.gateway.stop('SIGTERM');
+  await sleep(200);
+  // A new connection is still accepted: the probe says 503, a request is still answered.
+  const ready = await fetch(`${base}/health/ready`);
+  assert.equal(ready.status, 503);
+  assert.equal((await ready.json()).draining, true);
+  const res = await fetch(`${base}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'gpt-test', messages: [{ role: 'user', content: 'hi' }] }),
+  });
+  const text = await res.text();
+  assert.equal(res.status, 200, text);
+  assert.equal(res.headers.get('connection'), 'close');
+  const e = await exited;
+  assert.equal(e.code, 0, `exit ${JSON.stringify(e)}`);
+  const took = Date.now() - t0;
+  assert.ok(took >= 1400 && took < 5000, `exited after ${took} ms with a 1.5 s delay`);
+  assert.ok(await refused(port), 'the listener must be closed after the delay');
+});
