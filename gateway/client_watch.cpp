@@ -19,7 +19,8 @@ ClientWatch::ClientWatch(Deadlines& deadlines, tcp::socket& client, SessionEntry
     : Ticker(deadlines), client_(client), entry_(entry) {}
 
 void ClientWatch::on_tick(Clock::time_point now) {
-  if (state_ || now - since_ < Deadlines::kTick) return;
+  if (now - since_ < Deadlines::kTick) return;
+  stop_ticking();
   state_ = std::make_shared<State>(State{&client_, &entry_});
   arm(state_);
 }
