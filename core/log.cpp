@@ -1,6 +1,7 @@
 #include "core/log.hpp"
 
 #include <boost/json/serialize.hpp>
+#include <boost/json/serializer.hpp>
 
 #include <fmt/format.h>
 

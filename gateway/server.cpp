@@ -9,6 +9,7 @@
 #include "gateway/router.hpp"
 
 #include <boost/asio/write.hpp>
+#include <boost/json/monotonic_resource.hpp>
 
 #include <array>
 #include <optional>
@@ -265,22 +266,28 @@ void count_request(App& app, const Request& req, const Exchange& ex, Clock::time
 }
 
 void log_request(const Request& req, const Exchange& ex, Clock::time_point start, std::string_view remote) {
+  if (!core::log::enabled(core::LogLevel::info)) return;
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
-  boost::json::object f{{"method", req.method()},
-                        {"path", req.path()},
-                        {"status", ex.status},
-                        {"duration_ms", static_cast<double>(us) / 1000.0},
-                        {"request_id", ex.request_id},
-                        {"remote", remote}};
+  // The line's fields live in a stack buffer: no heap allocation per request for building them.
+  alignas(std::max_align_t) unsigned char storage[4096];
+  boost::json::monotonic_resource arena(storage, sizeof storage);
+  const boost::json::storage_ptr sp(&arena);
+  boost::json::object f({{"method", req.method()},
+                         {"path", req.path()},
+                         {"status", ex.status},
+                         {"duration_ms", static_cast<double>(us) / 1000.0},
+                         {"request_id", ex.request_id},
+                         {"remote", remote}},
+                        sp);
   if (!ex.model.empty()) f["model"] = ex.model;
   if (ex.key) f["key_id"] = ex.key->id;
   if (!ex.provider.empty()) f["provider"] = ex.provider;
   if (!ex.upstream_model.empty()) f["upstream_model"] = ex.upstream_model;
   if (!ex.upstream_request_id.empty()) f["upstream_request_id"] = ex.upstream_request_id;
   if (!ex.attempts.empty()) {
-    boost::json::array attempts;
+    boost::json::array attempts(sp);
     for (const auto& a : ex.attempts) {
-      boost::json::object o{{"provider", a.provider}, {"status", a.status}, {"ms", a.ms}};
+      boost::json::object o({{"provider", a.provider}, {"status", a.status}, {"ms", a.ms}}, sp);
       if (!a.error.empty()) o["error"] = a.error;
       attempts.push_back(std::move(o));
     }
