@@ -78,7 +78,10 @@ bool valid_request_id(std::string_view id) noexcept {
 std::string sha256_hex(std::string_view data) {
   unsigned char md[32];
   unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  // Fetched once: EVP_sha256() makes OpenSSL 3 look the algorithm up in its provider store on
+  // every call (a lock and a hash lookup), and this runs for every authenticated request.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  EVP_Digest(data.data(), data.size(), md, &len, sha256 ? sha256 : EVP_sha256(), nullptr);
   return hex_encode({reinterpret_cast<const char*>(md), len});
 }
 
