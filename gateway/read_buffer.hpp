@@ -30,6 +30,27 @@ class ReadBuffer {
     return {buf_.get() + end_, cap_ - end_};
   }
   void commit(std::size_t n) noexcept { end_ += n; }
+  std::size_t capacity() const noexcept { return cap_; }
+  // The first allocation is `n` bytes instead of the initial size (nothing allocated yet).
+  void reserve_first(std::size_t n) {
+    if (!buf_) allocate(n < max_ ? n : max_);
+  }
+  // Sizes the buffer to the traffic: a read that filled all the room there was gets more room
+  // next time (up to `limit`), one that used little of it goes back to the initial size once the
+  // buffer is empty again. A bulk body is read in large pieces; a trickle (SSE) held for minutes
+  // keeps only the small buffer.
+  void commit_and_adapt(std::size_t n, std::size_t room, std::size_t limit) {
+    end_ += n;
+    if (n == room && cap_ < limit && cap_ < max_)
+      grow();
+    else if (n < room / 4)
+      shrink_next_ = true;
+  }
+  // Before a read into an empty buffer: applies a pending shrink.
+  void adapt_before_read() {
+    if (shrink_next_ && empty()) shrink();
+    shrink_next_ = false;
+  }
 
   // After a request that needed a large buffer, go back to the small one (when nothing is pending).
   void shrink() {
@@ -70,6 +91,7 @@ class ReadBuffer {
   std::size_t initial_, max_;
   std::unique_ptr<char[]> buf_;
   std::size_t cap_ = 0, begin_ = 0, end_ = 0;
+  bool shrink_next_ = false;
 };
 
 }  // namespace gw

@@ -22,6 +22,9 @@ namespace {
 using core::errc;
 namespace h1 = core::http1;
 
+// The head (and the start of the body) is read into 16 KiB; body reads then use 4 KiB while they
+// trickle (a held stream costs little) and grow back to 16 KiB for bulk bodies.
+constexpr std::size_t kReadBufferFirst = 4 * 1024;
 constexpr std::size_t kReadBuffer = 16 * 1024;
 constexpr h1::Limits kUpstreamHead{.max_head_bytes = 64 * 1024, .max_fields = 256};
 constexpr h1::ChunkLimits kUpstreamChunks{.max_line = 4096, .max_trailers = 16 * 1024};
@@ -163,7 +166,8 @@ net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const Upstr
     co_return r;
   }
 
-  ReadBuffer in(kReadBuffer, kUpstreamHead.max_head_bytes);
+  ReadBuffer in(kReadBufferFirst, kUpstreamHead.max_head_bytes);
+  in.reserve_first(kReadBuffer);  // the head and the start of the body in one read
   h1::ResponseHead head;
   std::size_t head_size = 0;
   for (;;) {  // interim (1xx) heads are read and dropped until the final one
@@ -284,6 +288,7 @@ net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const Upstr
     if (!in.empty()) continue;  // the write was full: decode the rest before reading more
 
     conn.deadline.expires_after(to_steady(cfg.upstream_idle_timeout));
+    in.adapt_before_read();
     auto [p, cap] = in.prepare();
     if (conn.deadline.expired() || cap == 0) co_return r;
     auto [ec, n] = co_await up.async_read_some(net::buffer(p, cap), use_tuple);
@@ -295,7 +300,7 @@ net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const Upstr
       r.client_gone = gone();
       co_return r;  // upstream reset or went idle mid-body: the client connection is cut
     }
-    in.commit(n);
+    in.commit_and_adapt(n, cap, kReadBuffer);
   }
   client.deadline.expires_never();
   r.complete = true;
