@@ -186,7 +186,7 @@ net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const Upstr
         r.error = upstream_error(conn, ec, !in.empty());
         co_return r;
       }
-      in.commit(n);
+      in.commit_and_adapt(n, cap, kReadBuffer);  // a head with little body: the body reads shrink
     }
     r.error = errc::upstream_protocol;
     if (scan.state == h1::HeadScan::State::too_large) co_return r;
