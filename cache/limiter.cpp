@@ -266,10 +266,17 @@ net::awaitable<core::Result<std::optional<core::LocalLimiter::Used>>> Limiter::u
       core::LocalLimiter::Used{number(r->elements[0]), number(r->elements[1])}};
 }
 
-net::awaitable<core::Status> Limiter::reset_used(const std::string& key_id) {
-  std::vector<std::string> cmd{"DEL", key_name(key_id, "used"), key_name(key_id, "res")};
-  auto r = co_await redis_->command(std::move(cmd));
+net::awaitable<core::Status> Limiter::reset_used(const std::string& key_id, bool zero) {
+  std::vector<std::string> del{"DEL", key_name(key_id, "res")};
+  if (!zero) del.push_back(key_name(key_id, "used"));
+  auto r = co_await redis_->command(std::move(del));
   if (!r) co_return r.error();
+  if (!zero) co_return core::ok();
+  // Counting starts again at an explicit 0: with no hash, readers would fall back to PostgreSQL's
+  // count, which a log batch running across the reset may still raise with older requests.
+  std::vector<std::string> set{"HSET", key_name(key_id, "used"), "t", "0", "m", "0"};
+  auto z = co_await redis_->command(std::move(set));
+  if (!z) co_return z.error();
   co_return core::ok();
 }
 

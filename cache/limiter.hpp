@@ -71,8 +71,9 @@ class Limiter {
   // What a key's budgets have used, as Redis counts it (nullopt: Redis has no count for it).
   boost::asio::awaitable<core::Result<std::optional<core::LocalLimiter::Used>>> used(
       const std::string& key_id);
-  // PUT reset_usage: the key's budgets start from zero (its reservations too).
-  boost::asio::awaitable<core::Status> reset_used(const std::string& key_id);
+  // PUT reset_usage (zero: the counters restart at an explicit 0, reservations dropped) or a budget
+  // removed (zero false: both dropped).
+  boost::asio::awaitable<core::Status> reset_used(const std::string& key_id, bool zero);
 
   core::Millis lease() const noexcept { return lease_; }
 

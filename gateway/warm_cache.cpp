@@ -55,7 +55,7 @@ net::awaitable<core::Status> App::seed_budgets() {
 
 net::awaitable<core::Status> App::budget_changed(const core::UserKey& key, bool reset) {
   const bool budgeted = key.limits.token_budget || key.limits.budget_usd;
-  if (reset || !budgeted) co_return co_await limits.shared.reset_used(key.id);  // counting starts anew
+  if (reset || !budgeted) co_return co_await limits.shared.reset_used(key.id, budgeted);  // anew, or dropped
   // A key that gets a budget: Redis did not count it so far (it counts only budgeted keys).
   auto used = co_await keys.budget_usage(key.id);
   if (!used) co_return used.error();

@@ -1166,7 +1166,7 @@ TEST_CASE("limiter: Redis unreachable") {
     auto seeded = co_await lim.seed_used("down", 1, 1);
     REQUIRE(!seeded);
     CHECK(seeded.error().code == core::errc::cache_unavailable);
-    auto reset = co_await lim.reset_used("down");
+    auto reset = co_await lim.reset_used("down", true);
     REQUIRE(!reset);
     CHECK(reset.error().code == core::errc::cache_unavailable);
 
@@ -1237,10 +1237,15 @@ TEST_CASE("limiter: seed_used and reset_used") {
     const auto other = key_of("seed", ol, 1);
     CO_CHECK_EQ(co_await hlen(c, kname("seed", "res")), 0);
 
-    // The budget starts again from zero.
-    auto reset = co_await lim.reset_used("seed");
+    // The budget starts again from an explicit zero (readers must not fall back to PostgreSQL).
+    auto reset = co_await lim.reset_used("seed", true);
     REQUIRE(reset);
-    CO_CHECK_EQ(co_await hget(c, kname("seed", "used"), "t"), -1);
+    CO_CHECK_EQ(co_await hget(c, kname("seed", "used"), "t"), 0);
+    CO_CHECK_EQ(co_await hget(c, kname("seed", "used"), "m"), 0);
+    auto after_reset = co_await lim.used("seed");
+    REQUIRE(after_reset);
+    REQUIRE(after_reset->has_value());
+    CHECK((*after_reset)->tokens == 0);
     auto fresh = co_await admit(lim, k);
     REQUIRE(fresh.r.key.admitted);
     CHECK(fresh.r.used.tokens == 0);
@@ -1248,13 +1253,20 @@ TEST_CASE("limiter: seed_used and reset_used") {
     CHECK(fresh.r.key.headers.budget_tokens_left == 600);
     CO_CHECK_EQ(co_await hlen(c, kname("seed", "res")), 1);
     // A reservation outstanding when the budget is reset goes too.
-    auto reset2 = co_await lim.reset_used("seed");
+    auto reset2 = co_await lim.reset_used("seed", true);
     REQUIRE(reset2);
     CO_CHECK_EQ(co_await hlen(c, kname("seed", "res")), 0);
     auto o = co_await admit(lim, other);
     CHECK(o.r.key.admitted);
     CHECK(o.r.key.headers.budget_tokens_left == 999);
-    // After a reset, a seed applies again (nothing is there).
+    // A seed does not overwrite the explicit zero of a reset; once the budget is removed (the
+    // counters dropped), a seed applies again.
+    auto kept = co_await lim.seed_used("seed", 42, 43);
+    REQUIRE(kept);
+    CO_CHECK_EQ(co_await hget(c, kname("seed", "used"), "t"), 0);
+    auto dropped = co_await lim.reset_used("seed", false);
+    REQUIRE(dropped);
+    CO_CHECK_EQ(co_await hget(c, kname("seed", "used"), "t"), -1);
     auto s4 = co_await lim.seed_used("seed", 42, 43);
     REQUIRE(s4);
     CO_CHECK_EQ(co_await hget(c, kname("seed", "used"), "t"), 42);
