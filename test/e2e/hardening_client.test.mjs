@@ -96,7 +96,10 @@ describe('C2 bounded memory and work before authentication', () => {
       await conn.write(Buffer.concat([headBuf, Buffer.from(first, 'latin1')]));
       let sent = 0;
       const writer = line
-        ? (async () => { const b = Buffer.from(line, 'latin1'); while (sent < total && !conn.closed && await Promise.race([conn.write(b), sleep(4000).then(() => false)])) sent += b.length; })()
+        // Yields to the event loop between writes, as any real client does: a loop of writes that
+        // complete at once would never let node read the answer before the gateway's lingering
+        // close ends (it then resets the connection, destroying the unread answer).
+        ? (async () => { const b = Buffer.from(line, 'latin1'); while (sent < total && !conn.closed && await Promise.race([conn.write(b), sleep(4000).then(() => false)])) { sent += b.length; await new Promise(setImmediate); } })()
         : pump(conn, { total, byte: fill, deadlineMs: 4000 }).then((n) => { sent = n; });
       const x = await collect(conn, { waitClose: true, timeoutMs: 5000 });
       conn.destroy();
