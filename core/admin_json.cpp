@@ -310,18 +310,6 @@ Result<KeyLimitsPatch> parse_key_limits(const Fields& f) {
   return p;
 }
 
-KeyLimits applied(const KeyLimitsPatch& p) {
-  const auto value = [](const auto& field) { return field.value_or(std::nullopt); };
-  KeyLimits l;
-  l.rpm = value(p.rpm);
-  l.rpd = value(p.rpd);
-  l.tpm = value(p.tpm);
-  l.token_budget = value(p.token_budget);
-  l.max_parallel = value(p.max_parallel);
-  l.budget_usd = value(p.budget_usd);
-  return l;
-}
-
 #define LLMGW_TRY(var, expr)                       \
   auto var##_r = (expr);                           \
   if (!var##_r) return std::move(var##_r).error(); \
@@ -611,7 +599,7 @@ Result<NewUserKey> parse_key_create(std::string_view body) {
     return std::move(s).error();
   NewUserKey k;
   LLMGW_TRY(limits, parse_key_limits(f));
-  k.limits = applied(limits);
+  k.limits = limits.as_limits();
   LLMGW_TRY(name, f.required_string("name"));
   LLMGW_TRY(allowed, f.string_list("allowed_models", 1000, check_model_pattern));
   LLMGW_TRY(dflt, f.string_or_null("default_model"));

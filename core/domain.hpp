@@ -25,6 +25,17 @@ struct KeyLimits {
 struct KeyLimitsPatch {
   std::optional<std::optional<std::int64_t>> rpm, rpd, tpm, token_budget, max_parallel;
   std::optional<std::optional<double>> budget_usd;
+
+  // The limits this patch sets (absent fields: no limit), as a new key gets them.
+  KeyLimits as_limits() const {
+    const auto value = [](const auto& field) { return field.value_or(std::nullopt); };
+    return {.rpm = value(rpm),
+            .rpd = value(rpd),
+            .tpm = value(tpm),
+            .token_budget = value(token_budget),
+            .budget_usd = value(budget_usd),
+            .max_parallel = value(max_parallel)};
+  }
 };
 
 // Limits of a provider (one upstream credential), shared by every key using it.

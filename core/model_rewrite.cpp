@@ -133,102 +133,6 @@ struct InspectHandler {
   }
 };
 
-bool is_ws(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Position just after the JSON string starting at s[i] == '"'.
-std::size_t skip_string(std::string_view s, std::size_t i) {
-  for (++i; i < s.size(); ++i) {
-    if (s[i] == '\\')
-      ++i;
-    else if (s[i] == '"')
-      return i + 1;
-  }
-  return s.size();
-}
-
-// Does the JSON string literal `lit` (quotes included) decode to exactly `want` (ASCII)? Only the
-// escapes an ASCII key can be written with need decoding; anything else cannot match.
-bool literal_equals(std::string_view lit, std::string_view want) {
-  std::size_t w = 0;
-  for (std::size_t i = 1; i + 1 < lit.size(); ++i) {
-    char c = lit[i];
-    if (c == '\\') {
-      if (++i + 1 >= lit.size()) return false;
-      const char e = lit[i];
-      if (e == 'u') {
-        if (i + 4 >= lit.size()) return false;
-        int v = 0;
-        for (int k = 1; k <= 4; ++k) {
-          const int d = hex_digit(lit[i + k]);
-          if (d < 0) return false;
-          v = v * 16 + d;
-        }
-        if (v >= 0x80) return false;
-        c = static_cast<char>(v);
-        i += 4;
-      } else {
-        switch (e) {
-          case '"': c = '"'; break;
-          case '\\': c = '\\'; break;
-          case '/': c = '/'; break;
-          default: return false;  // \b \f \n \r \t: never in a key we look for
-        }
-      }
-    }
-    if (w >= want.size() || want[w++] != c) return false;
-  }
-  return w == want.size();
-}
-
-// Finds the byte range of the top-level "model" string value in an already validated object,
-// whatever escapes its key is written with.
-bool locate_model(std::string_view s, std::size_t& begin, std::size_t& end) {
-  int depth = 0;
-  bool expect_key = false;
-  for (std::size_t i = 0; i < s.size();) {
-    const char c = s[i];
-    if (c == '"') {
-      const std::size_t close = skip_string(s, i);
-      if (depth == 1 && expect_key) {
-        const bool is_model = literal_equals(s.substr(i, close - i), "model");
-        std::size_t j = close;
-        while (j < s.size() && (is_ws(s[j]) || s[j] == ':')) ++j;
-        if (is_model && j < s.size() && s[j] == '"') {
-          begin = j;
-          end = skip_string(s, j);
-          return true;
-        }
-        expect_key = false;
-        i = j;
-        continue;
-      }
-      i = close;
-      continue;
-    }
-    if (c == '{') {
-      ++depth;
-      expect_key = depth == 1;
-    } else if (c == '[') {
-      ++depth;
-    } else if (c == '}' || c == ']') {
-      --depth;
-    } else if (c == ',' && depth == 1) {
-      expect_key = true;
-    }
-    ++i;
-  }
-  return false;
-}
-
 Error model_error(std::string message) {
   return Error{errc::invalid_request, std::move(message), "model"};
 }
@@ -300,8 +204,13 @@ Result<InferenceRequest> inspect_inference_body(std::string_view body) {
 
   r.has_model = true;
   r.model = std::move(h.model);
-  if (!locate_model(body, r.model_begin, r.model_end))
+  // The SAX pass proved "model" a single top-level string: its bytes are found whatever escapes
+  // its key is written with.
+  const Range model = locate_member(body, "model");
+  if (!model.found() || body[model.begin] != '"')
     return Error{errc::internal, "model value not located"};  // cannot happen after the SAX pass
+  r.model_begin = model.begin;
+  r.model_end = model.end;
   return r;
 }
 

@@ -1,18 +1,12 @@
 #include "gateway/client_watch.hpp"
 
-#include <sys/socket.h>
-
-#include <cerrno>
+#include "gateway/socket_peek.hpp"
 
 namespace gw {
 
 bool client_gone_now(tcp::socket& client) noexcept {
-  if (!client.is_open()) return true;
-  char probe;
-  const auto n = ::recv(client.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n > 0) return false;  // a pipelined request: alive
-  if (n == 0) return true;  // FIN
-  return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+  const Peek p = peek(client);
+  return p == Peek::closed || p == Peek::failed;  // a pipelined request (data) means alive
 }
 
 ClientWatch::ClientWatch(Deadlines& deadlines, tcp::socket& client, SessionEntry& entry)

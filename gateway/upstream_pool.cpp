@@ -1,6 +1,7 @@
 #include "gateway/upstream_pool.hpp"
 
 #include "core/log.hpp"
+#include "gateway/socket_peek.hpp"
 #include "gateway/write_now.hpp"
 
 #include <boost/asio/ssl/host_name_verification.hpp>
@@ -41,10 +42,7 @@ struct Resolve {
 }  // namespace
 
 bool idle_connection_silent(tcp::socket& s) noexcept {
-  if (!s.is_open()) return false;
-  char probe;
-  const auto n = ::recv(s.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  return peek(s) == Peek::nothing;
 }
 
 core::Result<std::unique_ptr<net::ssl::context>> make_client_tls(const core::Config& cfg) {

@@ -181,15 +181,7 @@ core::Status check_limits(const core::KeyLimits& l) {
 }
 
 core::Status check_patch(const core::KeyLimitsPatch& p) {
-  const auto value = [](const auto& field) { return field ? *field : std::nullopt; };
-  core::KeyLimits l;
-  l.rpm = value(p.rpm);
-  l.rpd = value(p.rpd);
-  l.tpm = value(p.tpm);
-  l.token_budget = value(p.token_budget);
-  l.max_parallel = value(p.max_parallel);
-  l.budget_usd = value(p.budget_usd);
-  return check_limits(l);
+  return check_limits(p.as_limits());
 }
 
 using KeyAndHash = std::pair<UserKey, std::string>;
