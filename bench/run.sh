@@ -23,6 +23,9 @@
 #   BENCH_SYSCALLS=1           syscalls per request (perf stat on syscall tracepoints, else strace -c -f)
 #   BENCH_SYSCALL_TOOL=        perf or strace: force one
 #   BENCH_PIN=1                pin the proxies to the last W CPUs, the load side to the others
+#   BENCH_DEPS_ON=load         where the gateway's PostgreSQL and Redis run when pinned: load (with the
+#                              load side, as on a separate host in production) or proxy (sharing the
+#                              proxy's CPUs)
 #   BENCH_LOG_OFF_ENV="LOG_LEVEL=warn"   how the "request log off" gateway is started
 #   BENCH_KEEP=1               keep the temp dir (logs, configs, raw outputs, perf.data)
 #   LLMGW_BIN                  gateway binary (default build/gateway/llm-gateway)
@@ -53,6 +56,8 @@ PERF=${BENCH_PERF:-1}
 PERF_CALLGRAPH=${BENCH_PERF_CALLGRAPH:-fp}
 SYSCALLS=${BENCH_SYSCALLS:-1}
 PIN=${BENCH_PIN:-1}
+DEPS_ON=${BENCH_DEPS_ON:-load}
+[[ "$DEPS_ON" == load || "$DEPS_ON" == proxy ]] || { echo "BENCH_DEPS_ON: load or proxy" >&2; exit 2; }
 LOG_OFF_ENV=${BENCH_LOG_OFF_ENV:-LOG_LEVEL=warn}
 BIN=${LLMGW_BIN:-$REPO/build/gateway/llm-gateway}
 MODEL=gpt-bench               # -> the canned nginx upstream
@@ -61,7 +66,7 @@ STREAM_MODEL=gpt-bench-stream # -> the streamer upstream
 CMDLINE=""
 for v in BENCH_QUICK BENCH_WORKERS BENCH_CONCS BENCH_DURATION BENCH_WARMUP BENCH_STREAMS BENCH_STREAM_CHUNKS \
   BENCH_STREAM_INTERVAL BENCH_IDLE_N BENCH_IDLE_HOLD BENCH_SYS_DURATION BENCH_PORTKEY BENCH_PORTKEY_STREAMS \
-  BENCH_PERF BENCH_PERF_CALLGRAPH BENCH_SYSCALLS BENCH_SYSCALL_TOOL BENCH_PIN BENCH_LOG_OFF_ENV BENCH_KEEP LLMGW_BIN BENCH_OUT; do
+  BENCH_PERF BENCH_PERF_CALLGRAPH BENCH_SYSCALLS BENCH_SYSCALL_TOOL BENCH_PIN BENCH_DEPS_ON BENCH_LOG_OFF_ENV BENCH_KEEP LLMGW_BIN BENCH_OUT; do
   [[ -n "${!v:-}" ]] && CMDLINE+="$v=${!v@Q} "
 done
 CMDLINE+="bash bench/run.sh"
@@ -131,15 +136,21 @@ trap 'exit 143' TERM
 # more than W CPUs, nothing is pinned (everything shares every CPU).
 NCPU=$(nproc)
 ALL_CPUS="0-$((NCPU - 1))"
-LOAD=() PROXY=() LOAD_CPUS=$ALL_CPUS PROXY_CPUS=$ALL_CPUS LAYOUT=""
+LOAD=() PROXY=() LOAD_CPUS=$ALL_CPUS PROXY_CPUS=$ALL_CPUS DEPS_CPUS=$ALL_CPUS LAYOUT=""
 layout() { # W
   local w=$1
   if [[ "$PIN" == 1 && $NCPU -gt $w ]]; then
     LOAD_CPUS="0-$((NCPU - w - 1))" PROXY_CPUS="$((NCPU - w))-$((NCPU - 1))"
     LOAD=(taskset -c "$LOAD_CPUS") PROXY=(taskset -c "$PROXY_CPUS")
-    LAYOUT="proxy under test + its Redis + PostgreSQL on CPU $PROXY_CPUS; wrk, upstreams and stream clients on CPU $LOAD_CPUS"
+    if [[ "$DEPS_ON" == load ]]; then
+      DEPS_CPUS=$LOAD_CPUS
+      LAYOUT="proxy under test on CPU $PROXY_CPUS; wrk, upstreams, stream clients and the gateway's Redis + PostgreSQL on CPU $LOAD_CPUS"
+    else
+      DEPS_CPUS=$PROXY_CPUS
+      LAYOUT="proxy under test + its Redis + PostgreSQL on CPU $PROXY_CPUS; wrk, upstreams and stream clients on CPU $LOAD_CPUS"
+    fi
   else
-    LOAD_CPUS=$ALL_CPUS PROXY_CPUS=$ALL_CPUS LOAD=() PROXY=()
+    LOAD_CPUS=$ALL_CPUS PROXY_CPUS=$ALL_CPUS DEPS_CPUS=$ALL_CPUS LOAD=() PROXY=()
     LAYOUT="not pinned: $NCPU CPUs for proxy, load generator and upstreams together"
   fi
 }
@@ -652,7 +663,7 @@ for BLOCK in $WORKERS_LIST; do
   log "=== block WORKERS=$BLOCK: $LAYOUT"
   jrec layout workers="$BLOCK" text="$LAYOUT"
   repin "$LOAD_CPUS" "$UP_PID" "$ST_PID"
-  repin "$PROXY_CPUS" "$PG_PID" "$REDIS_PID"
+  repin "$DEPS_CPUS" "$PG_PID" "$REDIS_PID"
 
   start_nginx_proxy "$BLOCK"
   start_gateway gw-log-on "$BLOCK"

@@ -1,5 +1,7 @@
 #include "core/log.hpp"
 
+#include "core/thread_name.hpp"
+
 #include <boost/json/serialize.hpp>
 #include <boost/json/serializer.hpp>
 
@@ -282,7 +284,10 @@ bool start(const WriterOptions& options) {
   }
   if (s.thread.joinable()) s.thread.join();  // cannot happen (stop() joins or detaches): be safe
   try {
-    s.thread = std::thread([&s] { writer_loop(s); });
+    s.thread = std::thread([&s] {
+      name_this_thread("llmgw-stdout");
+      writer_loop(s);
+    });
   } catch (const std::system_error&) {
     std::lock_guard lk(s.mu);
     s.mode = Mode::sync;  // no thread: write synchronously rather than buffer forever

@@ -6,6 +6,7 @@
 // process-wide counters and the request-log writer.
 #include "cache/redis_client.hpp"
 #include "cache/redis_subscriber.hpp"
+#include "core/thread_name.hpp"
 #include "gateway/app.hpp"
 #include "gateway/http.hpp"
 
@@ -47,8 +48,13 @@ class Worker {
   // Spawns its coroutines (Redis, subscriber, accept loop, limit leases); run() then runs them.
   void start();
   void run() { ioc_.run(); }
+  // Worker 0 runs on the main thread, which keeps the process's name (pgrep, ps).
   void run_in_thread() {
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      const auto name = "llmgw-worker-" + std::to_string(app_.worker_index);
+      core::name_this_thread(name.c_str());
+      run();
+    });
   }
   void join() {
     if (thread_.joinable()) thread_.join();

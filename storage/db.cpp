@@ -1,5 +1,7 @@
 #include "storage/db.hpp"
 
+#include "core/thread_name.hpp"
+
 #include <pqxx/nontransaction>
 
 #include <algorithm>
@@ -16,7 +18,10 @@ Db::Db(DbOptions options)
   for (std::size_t i = 0; i < options_.threads; ++i) {
     auto& conn = connections_.emplace_back(
         std::make_unique<detail::PooledConnection>(conninfo_, options_.statement_timeout));
-    threads_.emplace_back([this, &conn = *conn] { worker_loop(conn); });
+    threads_.emplace_back([this, &conn = *conn] {
+      core::name_this_thread("llmgw-db");
+      worker_loop(conn);
+    });
   }
 }
 

@@ -1,13 +1,12 @@
 #include "storage/log_writer.hpp"
 
+#include "core/json_write.hpp"
 #include "core/model_rewrite.hpp"
+#include "core/thread_name.hpp"
 #include "storage/sql.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <boost/json/array.hpp>
-#include <boost/json/object.hpp>
-#include <boost/json/serialize.hpp>
 #include <pqxx/transaction>
 
 #include <algorithm>
@@ -20,7 +19,7 @@
 namespace storage {
 namespace {
 
-namespace json = boost::json;
+namespace json_write = core::json_write;
 using detail::exec;
 using detail::Statement;
 using std::chrono::days;
@@ -126,56 +125,98 @@ std::string clean_text(std::string_view s) {
   return out;
 }
 
-json::value text_or_null(std::string_view s) {
-  if (s.empty()) return nullptr;
-  return json::value(clean_text(s));
-}
+// The batch is written straight into one string: this runs for every request, and a DOM per row
+// (20 members, a string each) cost more than the rest of the writer.
+struct RowWriter {
+  std::string& out;
+  bool first = true;
 
-json::value uuid_or_null(const std::string& s) {
-  if (!detail::is_uuid(s)) return nullptr;  // a malformed id would fail the uuid cast, and the batch
-  return json::value(s);
-}
+  void key(std::string_view name) {
+    out.append(first ? "{\"" : ",\"").append(name).append("\":");
+    first = false;
+  }
+  void text(std::string_view name, std::string_view v) {  // always written: request_id
+    key(name);
+    const std::string_view s = cut(v);
+    if (s.find('\0') == std::string_view::npos && core::valid_utf8(s))
+      json_write::append_string(out, s);  // the usual case: no copy
+    else
+      json_write::append_string(out, clean_text(s));
+  }
+  void text_or_null(std::string_view name, std::string_view v) {
+    if (v.empty()) return null(name);
+    text(name, v);
+  }
+  void uuid_or_null(std::string_view name, const std::string& v) {
+    if (!detail::is_uuid(v)) return null(name);  // a malformed id would fail the uuid cast, and the batch
+    key(name);
+    json_write::append_string(out, v);
+  }
+  void integer(std::string_view name, std::int64_t v) {
+    key(name);
+    json_write::append_int(out, v);
+  }
+  void number(std::string_view name, double v) {  // null when not finite
+    key(name);
+    json_write::append_double(out, v);
+  }
+  void number_or_null(std::string_view name, const std::optional<double>& v) {
+    if (!v) return null(name);
+    number(name, *v);
+  }
+  void boolean(std::string_view name, bool v) {
+    key(name);
+    out.append(v ? "true" : "false");
+  }
+  void null(std::string_view name) {
+    key(name);
+    out.append("null");
+  }
+  void end() { out.push_back('}'); }
+};
 
 // Values outside the column's range would fail the batch: clamp to it.
 std::int64_t clamp_to(std::int64_t v, std::int64_t max) {
   return std::clamp<std::int64_t>(v, 0, max);
 }
 
-json::value finite_or_null(const std::optional<double>& v) {
-  if (!v || !std::isfinite(*v)) return nullptr;
-  return *v;
-}
-
-json::object row_json(const core::RequestLog& r) {
+void append_row(std::string& out, const core::RequestLog& r) {
   constexpr std::int64_t kInt = std::numeric_limits<std::int32_t>::max();
   constexpr std::int64_t kSmall = std::numeric_limits<std::int16_t>::max();
-  return {{"request_id", clean_text(r.request_id)},
-          {"upstream_request_id", text_or_null(r.upstream_request_id)},
-          {"key_id", uuid_or_null(r.key_id)},
-          {"model", text_or_null(r.model)},
-          {"provider", text_or_null(r.provider)},
-          {"upstream_model", text_or_null(r.upstream_model)},
-          {"status", clamp_to(r.status, kSmall)},
-          {"error_code", text_or_null(r.error_code)},
-          {"prompt_tokens", clamp_to(r.prompt_tokens, kInt)},
-          {"completion_tokens", clamp_to(r.completion_tokens, kInt)},
-          {"cached_tokens", clamp_to(r.cached_tokens, kInt)},
-          {"cache_creation_tokens", clamp_to(r.cache_creation_tokens, kInt)},
-          {"total_tokens", clamp_to(r.total_tokens, kInt)},
-          {"cost", finite_or_null(r.cost)},
-          {"latency_ms", std::isfinite(r.latency_ms) ? r.latency_ms : 0.0},
-          {"ttft_ms", finite_or_null(r.ttft_ms)},
-          {"is_stream", r.is_stream},
-          {"attempts", clamp_to(r.attempts, kSmall)},
-          {"client_addr", text_or_null(r.client_addr)},
-          {"created_at_us", std::min(r.created_at_us, kMaxTimestampUs)}};
+  RowWriter w{out};
+  w.text("request_id", r.request_id);
+  w.text_or_null("upstream_request_id", r.upstream_request_id);
+  w.uuid_or_null("key_id", r.key_id);
+  w.text_or_null("model", r.model);
+  w.text_or_null("provider", r.provider);
+  w.text_or_null("upstream_model", r.upstream_model);
+  w.integer("status", clamp_to(r.status, kSmall));
+  w.text_or_null("error_code", r.error_code);
+  w.integer("prompt_tokens", clamp_to(r.prompt_tokens, kInt));
+  w.integer("completion_tokens", clamp_to(r.completion_tokens, kInt));
+  w.integer("cached_tokens", clamp_to(r.cached_tokens, kInt));
+  w.integer("cache_creation_tokens", clamp_to(r.cache_creation_tokens, kInt));
+  w.integer("total_tokens", clamp_to(r.total_tokens, kInt));
+  w.number_or_null("cost", r.cost);
+  w.number("latency_ms", std::isfinite(r.latency_ms) ? r.latency_ms : 0.0);
+  w.number_or_null("ttft_ms", r.ttft_ms);
+  w.boolean("is_stream", r.is_stream);
+  w.integer("attempts", clamp_to(r.attempts, kSmall));
+  w.text_or_null("client_addr", r.client_addr);
+  w.integer("created_at_us", std::min(r.created_at_us, kMaxTimestampUs));
+  w.end();
 }
 
 std::string batch_json(const std::vector<core::RequestLog>& batch) {
-  json::array a;
-  a.reserve(batch.size());
-  for (const auto& row : batch) a.emplace_back(row_json(row));
-  return json::serialize(a);
+  std::string out;
+  out.reserve(batch.size() * 512);
+  out.push_back('[');
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    append_row(out, batch[i]);
+  }
+  out.push_back(']');
+  return out;
 }
 
 // ---- partitions ----
@@ -279,7 +320,10 @@ LogWriter::LogWriter(LogWriterOptions options)
   options_.flush_interval = std::max(options_.flush_interval, std::chrono::milliseconds(1));
   options_.maintenance_interval = std::max(options_.maintenance_interval, std::chrono::milliseconds(1));
   if (!options_.clock) options_.clock = [] { return std::chrono::system_clock::now(); };
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    core::name_this_thread("llmgw-logwriter");
+    run();
+  });
 }
 
 LogWriter::~LogWriter() {

@@ -1,0 +1,20 @@
+#pragma once
+// Appending JSON values to a string, without building a DOM: for hot paths that write many small,
+// fixed-shape objects (the request log's PostgreSQL rows). Output is what boost::json::serialize
+// would write for the same value (tested), except that doubles use the shortest round-trip form.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace core::json_write {
+
+// `s` quoted and escaped: `"` `\` and control characters; other bytes (UTF-8) as they are.
+void append_string(std::string& out, std::string_view s);
+
+void append_int(std::string& out, std::int64_t v);
+
+// A finite double in its shortest form that parses back to the same value; NaN and infinities
+// (which JSON cannot hold) become null.
+void append_double(std::string& out, double v);
+
+}  // namespace core::json_write

@@ -1,0 +1,70 @@
+#include "core/json_write.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/string.hpp>
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+#include <random>
+
+using namespace core::json_write;
+namespace json = boost::json;
+
+namespace {
+
+std::string str(std::string_view s) {
+  std::string out;
+  append_string(out, s);
+  return out;
+}
+
+std::string dbl(double v) {
+  std::string out;
+  append_double(out, v);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("json_write: strings are escaped as boost::json writes them") {
+  CHECK(str("") == R"("")");
+  CHECK(str("plain") == R"("plain")");
+  CHECK(str(R"(a"b\c)") == R"("a\"b\\c")");
+  CHECK(str("\b\f\n\r\t") == R"("\b\f\n\r\t")");
+  CHECK(str(std::string_view("\0\x01\x1f", 3)) == R"("\u0000\u0001\u001f")");
+  CHECK(str("\x7f") == "\"\x7f\"");
+  CHECK(str("h\xc3\xa9llo \xe2\x82\xac") == "\"h\xc3\xa9llo \xe2\x82\xac\"");  // UTF-8 as is
+
+  // Every byte value, alone and in runs, against Boost.JSON (valid UTF-8 only: it checks that).
+  std::mt19937 rng(7);
+  for (int i = 0; i < 2000; ++i) {
+    std::string s;
+    const int n = static_cast<int>(rng() % 24);
+    for (int k = 0; k < n; ++k) s.push_back(static_cast<char>(rng() % 0x80));
+    INFO(s);
+    CHECK(str(s) == json::serialize(json::string(s)));
+    CHECK(json::parse(str(s)).as_string() == s);
+  }
+}
+
+TEST_CASE("json_write: integers and doubles parse back to the same value") {
+  std::string out;
+  append_int(out, 0);
+  out.push_back(',');
+  append_int(out, -42);
+  out.push_back(',');
+  append_int(out, std::numeric_limits<std::int64_t>::max());
+  CHECK(out == "0,-42,9223372036854775807");
+
+  CHECK(dbl(0.0) == "0");
+  CHECK(dbl(1.5) == "1.5");
+  CHECK(dbl(std::nan("")) == "null");
+  CHECK(dbl(std::numeric_limits<double>::infinity()) == "null");
+  CHECK(dbl(-std::numeric_limits<double>::infinity()) == "null");
+  for (double v : {0.1, 1e-7, 123456.789, 2.5e300, -3.75, 0.000123, 17.0}) {
+    INFO(v);
+    CHECK(json::parse(dbl(v)).to_number<double>() == v);
+  }
+}
