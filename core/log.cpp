@@ -1,5 +1,6 @@
 #include "core/log.hpp"
 
+#include "core/json_write.hpp"
 #include "core/thread_name.hpp"
 
 #include <boost/json/serialize.hpp>
@@ -15,9 +16,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cmath>
 #include <condition_variable>
 #include <cstdlib>
 #include <ctime>
+#include <iterator>
 #include <mutex>
 #include <string>
 #include <system_error>
@@ -42,30 +45,62 @@ std::string_view level_name(LogLevel l) {
   return "info";
 }
 
-std::string timestamp() {
+void append_timestamp(std::string& out) {
   using namespace std::chrono;
   const auto now = system_clock::now();
   const std::time_t t = system_clock::to_time_t(now);
   const auto us = duration_cast<microseconds>(now.time_since_epoch()).count() % 1000000;
   std::tm tm{};
   gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, us);
+  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, us);
+}
+
+// A field's value, written straight into the line (one line per request: no string per value).
+void append_value(std::string& out, const boost::json::value& v) {
+  switch (v.kind()) {
+    case boost::json::kind::string: {
+      const auto& s = v.get_string();
+      json_write::append_string(out, std::string_view(s.data(), s.size()));
+      return;
+    }
+    case boost::json::kind::int64:
+      json_write::append_int(out, v.get_int64());
+      return;
+    case boost::json::kind::uint64:
+      fmt::format_to(std::back_inserter(out), "{}", v.get_uint64());
+      return;
+    // Boost.JSON prints doubles as 2.402E0; durations read better as 2.402.
+    case boost::json::kind::double_:
+      if (std::isfinite(v.get_double()))
+        fmt::format_to(std::back_inserter(out), "{:.3f}", v.get_double());
+      else
+        out.append("null");
+      return;
+    case boost::json::kind::bool_:
+      out.append(v.get_bool() ? "true" : "false");
+      return;
+    case boost::json::kind::null:
+      out.append("null");
+      return;
+    default:
+      out.append(boost::json::serialize(v));
+      return;  // arrays, objects: rare
+  }
 }
 
 std::string format_line(LogLevel level, std::string_view msg, const boost::json::object& fields) {
   std::string text;
-  text.reserve(256);
-  text.append(R"({"ts":")").append(timestamp()).append(R"(","level":")").append(level_name(level));
-  text.append(R"(","msg":)").append(boost::json::serialize(boost::json::string_view(msg.data(), msg.size())));
+  text.reserve(512);
+  text.append(R"({"ts":")");
+  append_timestamp(text);
+  text.append(R"(","level":")").append(level_name(level)).append(R"(","msg":)");
+  json_write::append_string(text, msg);
   for (const auto& kv : fields) {
     text.push_back(',');
-    text.append(boost::json::serialize(kv.key())).push_back(':');
-    // Boost.JSON prints doubles as 2.402E0; durations read better as 2.402.
-    if (kv.value().is_double())
-      text.append(fmt::format("{:.3f}", kv.value().get_double()));
-    else
-      text.append(boost::json::serialize(kv.value()));
+    json_write::append_string(text, std::string_view(kv.key().data(), kv.key().size()));
+    text.push_back(':');
+    append_value(text, kv.value());
   }
   text.append("}\n");
   return text;

@@ -30,27 +30,47 @@ void apply_usage(const json::object& u, bool anthropic, Usage& out) {
     out.prompt_tokens = std::max(number(u, "prompt_tokens"), number(u, "input_tokens"));
   if (u.contains("completion_tokens") || u.contains("output_tokens"))
     out.completion_tokens = std::max(number(u, "completion_tokens"), number(u, "output_tokens"));
-  if (const auto* d = object(u.if_contains("prompt_tokens_details"))) out.cached_tokens = number(*d, "cached_tokens");
-  if (const auto* d = object(u.if_contains("input_tokens_details"))) out.cached_tokens = number(*d, "cached_tokens");
+  if (const auto* d = object(u.if_contains("prompt_tokens_details")))
+    out.cached_tokens = number(*d, "cached_tokens");
+  if (const auto* d = object(u.if_contains("input_tokens_details")))
+    out.cached_tokens = number(*d, "cached_tokens");
   if (u.contains("cache_read_input_tokens")) out.cached_tokens = number(u, "cache_read_input_tokens");
-  if (u.contains("cache_creation_input_tokens")) out.cache_creation_tokens = number(u, "cache_creation_input_tokens");
+  if (u.contains("cache_creation_input_tokens"))
+    out.cache_creation_tokens = number(u, "cache_creation_input_tokens");
   const std::int64_t computed = out.prompt_tokens + out.completion_tokens +
                                 (anthropic ? out.cached_tokens + out.cache_creation_tokens : 0);
   out.total_tokens = u.contains("total_tokens") && !anthropic ? number(u, "total_tokens") : computed;
 }
 
-std::optional<json::object> parse_object(std::string_view text) {
-  json::error_code ec;
-  auto v = json::parse(json::string_view(text.data(), text.size()), ec);
-  if (ec || !v.is_object()) return std::nullopt;
-  return std::move(v.as_object());
-}
+// A parsed JSON object whose nodes live in a buffer inside this (on the caller's stack), spilling
+// to the heap only for large documents: usage is read from every response, and a heap allocation
+// per node showed in profiles. Falsy when the text is not a JSON object.
+class ParsedObject {
+ public:
+  explicit ParsedObject(std::string_view text) {
+    json::error_code ec;
+    json::value v = json::parse(json::string_view(text.data(), text.size()), ec, json::storage_ptr(&arena_));
+    if (!ec && v.is_object()) object_.emplace(std::move(v.as_object()));
+  }
+  ParsedObject(const ParsedObject&) = delete;
+  ParsedObject& operator=(const ParsedObject&) = delete;
+
+  explicit operator bool() const { return object_.has_value(); }
+  const json::object& operator*() const { return *object_; }
+  const json::object* operator->() const { return &*object_; }
+
+ private:
+  alignas(std::max_align_t) unsigned char buffer_[4096];
+  json::monotonic_resource arena_{buffer_, sizeof buffer_};
+  std::optional<json::object> object_;  // declared after arena_: destroyed before it
+};
 
 // The value after `"key"` in text starts with '{' (a cheap test before parsing).
 bool member_is_object(std::string_view text, std::string_view quoted_key) {
   for (auto at = text.find(quoted_key); at != std::string_view::npos; at = text.find(quoted_key, at + 1)) {
     std::size_t i = at + quoted_key.size();
-    while (i < text.size() && (text[i] == ' ' || text[i] == '\t' || text[i] == ':' || text[i] == '\n' || text[i] == '\r'))
+    while (i < text.size() &&
+           (text[i] == ' ' || text[i] == '\t' || text[i] == ':' || text[i] == '\n' || text[i] == '\r'))
       ++i;
     if (i < text.size() && text[i] == '{') return true;
   }
@@ -72,8 +92,10 @@ UsageFormat usage_format(std::string_view path, bool event_stream) noexcept {
   if (path == "/v1/chat/completions" || path == "/v1/completions")
     return event_stream ? UsageFormat::openai_stream : UsageFormat::openai_body;
   if (path == "/v1/embeddings") return UsageFormat::openai_body;
-  if (path == "/v1/responses") return event_stream ? UsageFormat::responses_stream : UsageFormat::responses_body;
-  if (path == "/v1/messages") return event_stream ? UsageFormat::anthropic_stream : UsageFormat::anthropic_body;
+  if (path == "/v1/responses")
+    return event_stream ? UsageFormat::responses_stream : UsageFormat::responses_body;
+  if (path == "/v1/messages")
+    return event_stream ? UsageFormat::anthropic_stream : UsageFormat::anthropic_body;
   return UsageFormat::none;
 }
 
@@ -82,7 +104,8 @@ std::optional<double> cost_usd(const Usage& u, const Pricing& p) noexcept {
   const double cached_price = p.cached_input.value_or(*p.input);
   const std::int64_t uncached =
       u.cached_in_prompt ? std::max<std::int64_t>(0, u.prompt_tokens - u.cached_tokens) : u.prompt_tokens;
-  const double micro = static_cast<double>(uncached) * *p.input + static_cast<double>(u.cached_tokens) * cached_price +
+  const double micro = static_cast<double>(uncached) * *p.input +
+                       static_cast<double>(u.cached_tokens) * cached_price +
                        static_cast<double>(u.cache_creation_tokens) * *p.input +
                        static_cast<double>(u.completion_tokens) * *p.output;
   return micro / 1e6;
@@ -92,7 +115,7 @@ UsageScanner::UsageScanner(UsageFormat format, bool drop_usage_chunk) noexcept
     : format_(format), drop_(drop_usage_chunk && format == UsageFormat::openai_stream) {}
 
 void UsageScanner::read_usage(std::string_view usage_json) {
-  const auto o = parse_object(usage_json);
+  const ParsedObject o(usage_json);
   if (o) apply_usage(*o, format_ == UsageFormat::anthropic_body, usage_);
 }
 
@@ -100,7 +123,7 @@ void UsageScanner::read_openai_chunk(std::string_view data) {
   const bool has_usage = member_is_object(data, "\"usage\"");
   const bool has_error = data.find("\"error\"") != std::string_view::npos;
   if (!has_usage && !has_error) return;
-  const auto o = parse_object(data);
+  const ParsedObject o(data);
   if (!o) return;
   if (has_usage)
     if (const auto* u = object(o->if_contains("usage"))) apply_usage(*u, false, usage_);
@@ -114,8 +137,9 @@ void UsageScanner::on_event(const SseEvent& e) {
       if (e.data != "[DONE]") read_openai_chunk(e.data);
       break;
     case UsageFormat::responses_stream:
-      if (e.event == "response.completed" || e.event == "response.incomplete" || e.event == "response.failed") {
-        if (const auto o = parse_object(e.data)) {
+      if (e.event == "response.completed" || e.event == "response.incomplete" ||
+          e.event == "response.failed") {
+        if (const ParsedObject o{e.data}; o) {
           if (const auto* r = object(o->if_contains("response"))) {
             if (const auto* u = object(r->if_contains("usage"))) apply_usage(*u, false, usage_);
             if (e.event == "response.failed") {
@@ -125,7 +149,7 @@ void UsageScanner::on_event(const SseEvent& e) {
           }
         }
       } else if (e.event == "error") {
-        const auto o = parse_object(e.data);
+        const ParsedObject o(e.data);
         const auto t = o ? error_type_of(*o) : std::string();
         stream_error_ = t.empty() ? "error" : t;
         if (o && stream_error_ == "error")
@@ -134,15 +158,15 @@ void UsageScanner::on_event(const SseEvent& e) {
       break;
     case UsageFormat::anthropic_stream:
       if (e.event == "message_start") {
-        if (const auto o = parse_object(e.data))
+        if (const ParsedObject o{e.data}; o)
           if (const auto* m = object(o->if_contains("message")))
             if (const auto* u = object(m->if_contains("usage"))) apply_usage(*u, true, usage_);
       } else if (e.event == "message_delta") {
         // Cumulative counts: they replace what message_start said, never add to it.
-        if (const auto o = parse_object(e.data))
+        if (const ParsedObject o{e.data}; o)
           if (const auto* u = object(o->if_contains("usage"))) apply_usage(*u, true, usage_);
       } else if (e.event == "error") {
-        const auto o = parse_object(e.data);
+        const ParsedObject o(e.data);
         const auto t = o ? error_type_of(*o) : std::string();
         stream_error_ = t.empty() ? "error" : t;
       }
@@ -155,7 +179,7 @@ void UsageScanner::on_event(const SseEvent& e) {
 bool UsageScanner::is_usage_only_chunk(const SseEvent& e) const {
   if (!drop_ || e.oversized || e.data.empty() || e.data == "[DONE]") return false;
   if (!member_is_object(e.data, "\"usage\"")) return false;
-  const auto o = parse_object(e.data);
+  const ParsedObject o(e.data);
   if (!o) return false;
   const auto* choices = o->if_contains("choices");
   return choices && choices->is_array() && choices->as_array().empty() && object(o->if_contains("usage"));
@@ -169,7 +193,8 @@ std::optional<Splice> ensure_stream_usage(std::string_view body, bool& asked) {
     if (open == std::string_view::npos) return std::nullopt;
     const auto next = body.find_first_not_of(" \t\r\n", open + 1);
     const bool empty = next != std::string_view::npos && body[next] == '}';
-    return Splice{open + 1, open + 1, std::string(R"("stream_options":{"include_usage":true})") + (empty ? "" : ",")};
+    return Splice{open + 1, open + 1,
+                  std::string(R"("stream_options":{"include_usage":true})") + (empty ? "" : ",")};
   }
   const std::string_view value = body.substr(so.begin, so.end - so.begin);
   if (value.empty() || value.front() != '{')  // null or something odd: replace it

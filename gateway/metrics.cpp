@@ -27,8 +27,9 @@ void header(std::string& out, std::string_view name, std::string_view type, std:
 }
 
 template <class V>
-void samples(std::string& out, std::string_view name, const std::map<std::string, V>& series) {
-  for (const auto& [labels, v] : series) fmt::format_to(std::back_inserter(out), "{}{} {}\n", name, labels, v);
+void samples(std::string& out, std::string_view name, const std::map<std::string, V, std::less<>>& series) {
+  for (const auto& [labels, v] : series)
+    fmt::format_to(std::back_inserter(out), "{}{} {}\n", name, labels, v);
 }
 
 // A rendered label set plus one more label (for le="..."): "{a="x"}" -> "{a="x",le="0.5"}".
@@ -44,7 +45,14 @@ std::string with_label(std::string_view labels, std::string_view name, std::stri
 }  // namespace
 
 std::string prometheus_labels(std::initializer_list<std::pair<std::string_view, std::string_view>> labels) {
-  std::string out = "{";
+  std::string out;
+  append_prometheus_labels(out, labels);
+  return out;
+}
+
+void append_prometheus_labels(std::string& out,
+                              std::initializer_list<std::pair<std::string_view, std::string_view>> labels) {
+  out.push_back('{');
   bool first = true;
   for (const auto& [k, v] : labels) {
     if (!first) out.push_back(',');
@@ -61,32 +69,41 @@ std::string prometheus_labels(std::initializer_list<std::pair<std::string_view, 
     out.push_back('"');
   }
   out.push_back('}');
-  return out;
 }
 
-void render_histogram(std::string& out, std::string_view name, std::string_view labels, const core::Histogram& h) {
+void render_histogram(std::string& out, std::string_view name, std::string_view labels,
+                      const core::Histogram& h) {
   std::uint64_t cumulative = 0;
   for (std::size_t i = 0; i < core::kLatencyBuckets.size(); ++i) {
     cumulative += h.counts[i];
     fmt::format_to(std::back_inserter(out), "{}_bucket{} {}\n", name,
                    with_label(labels, "le", fmt::format("{}", core::kLatencyBuckets[i])), cumulative);
   }
-  fmt::format_to(std::back_inserter(out), "{}_bucket{} {}\n", name, with_label(labels, "le", "+Inf"), h.count);
-  fmt::format_to(std::back_inserter(out), "{}_sum{} {}\n{}_count{} {}\n", name, labels, h.sum, name, labels, h.count);
+  fmt::format_to(std::back_inserter(out), "{}_bucket{} {}\n", name, with_label(labels, "le", "+Inf"),
+                 h.count);
+  fmt::format_to(std::back_inserter(out), "{}_sum{} {}\n{}_count{} {}\n", name, labels, h.sum, name, labels,
+                 h.count);
 }
 
 template <class V>
-V& Metrics::Family<V>::at(std::string labels) {
+V& Metrics::Family<V>::at(std::string_view labels) {
   auto it = series.find(labels);
   if (it != series.end()) return it->second;
   if (series.size() >= kMaxSeries) return series[prometheus_labels({{"overflow", "other"}})];
-  return series[std::move(labels)];
+  return series.emplace(std::string(labels), V{}).first->second;
 }
 
-void Metrics::request(std::string_view api, std::string_view model, std::string_view provider, unsigned status,
-                      double seconds, std::optional<double> ttft_seconds) {
-  ++requests_.at(prometheus_labels({{"api", api}, {"model", model}, {"provider", provider}, {"status", status_class(status)}}));
-  const std::string mp = prometheus_labels({{"api", api}, {"model", model}, {"provider", provider}});
+std::string_view Metrics::labels(Labels l) {
+  scratch_.clear();
+  append_prometheus_labels(scratch_, l);
+  return scratch_;
+}
+
+void Metrics::request(std::string_view api, std::string_view model, std::string_view provider,
+                      unsigned status, double seconds, std::optional<double> ttft_seconds) {
+  ++requests_.at(
+      labels({{"api", api}, {"model", model}, {"provider", provider}, {"status", status_class(status)}}));
+  const std::string_view mp = labels({{"api", api}, {"model", model}, {"provider", provider}});
   duration_.at(mp).observe(seconds);
   if (ttft_seconds) ttft_.at(mp).observe(*ttft_seconds);
 }
@@ -95,25 +112,25 @@ void Metrics::usage(std::string_view model, std::string_view provider, const cor
                     std::optional<double> cost) {
   if (!u.seen) return;
   auto add = [&](std::string_view type, std::int64_t n) {
-    if (n > 0) tokens_.at(prometheus_labels({{"model", model}, {"provider", provider}, {"type", type}})) += n;
+    if (n > 0) tokens_.at(labels({{"model", model}, {"provider", provider}, {"type", type}})) += n;
   };
   add("prompt", u.prompt_tokens);
   add("completion", u.completion_tokens);
   add("cached", u.cached_tokens);
-  if (cost) cost_.at(prometheus_labels({{"model", model}, {"provider", provider}})) += *cost;
+  if (cost) cost_.at(labels({{"model", model}, {"provider", provider}})) += *cost;
 }
 
 void Metrics::upstream_error(std::string_view provider, std::string_view reason, bool failover) {
-  ++upstream_errors_.at(prometheus_labels({{"provider", provider}, {"reason", reason}}));
-  if (failover) ++failovers_.at(prometheus_labels({{"provider", provider}}));
+  ++upstream_errors_.at(labels({{"provider", provider}, {"reason", reason}}));
+  if (failover) ++failovers_.at(labels({{"provider", provider}}));
 }
 
 void Metrics::auth(std::string_view source) {
-  ++auth_.at(prometheus_labels({{"source", source}}));
+  ++auth_.at(labels({{"source", source}}));
 }
 
 void Metrics::rate_limited(std::string_view reason) {
-  ++limited_.at(prometheus_labels({{"reason", reason}}));
+  ++limited_.at(labels({{"reason", reason}}));
 }
 
 void Metrics::merge(const Metrics& o) {
@@ -131,14 +148,19 @@ void Metrics::merge(const Metrics& o) {
 void Metrics::render(std::string& out) const {
   header(out, "llmgw_requests_total", "counter", "Requests by API, model, provider and status class.");
   samples(out, "llmgw_requests_total", requests_.series);
-  header(out, "llmgw_request_duration_seconds", "histogram", "Time from a request's head to its response's end.");
-  for (const auto& [labels, h] : duration_.series) render_histogram(out, "llmgw_request_duration_seconds", labels, h);
+  header(out, "llmgw_request_duration_seconds", "histogram",
+         "Time from a request's head to its response's end.");
+  for (const auto& [labels, h] : duration_.series)
+    render_histogram(out, "llmgw_request_duration_seconds", labels, h);
   header(out, "llmgw_time_to_first_byte_seconds", "histogram",
          "Time from a request's head to the first byte of the response body sent to the client.");
-  for (const auto& [labels, h] : ttft_.series) render_histogram(out, "llmgw_time_to_first_byte_seconds", labels, h);
-  header(out, "llmgw_tokens_total", "counter", "Tokens by model, provider and type (prompt, completion, cached).");
+  for (const auto& [labels, h] : ttft_.series)
+    render_histogram(out, "llmgw_time_to_first_byte_seconds", labels, h);
+  header(out, "llmgw_tokens_total", "counter",
+         "Tokens by model, provider and type (prompt, completion, cached).");
   samples(out, "llmgw_tokens_total", tokens_.series);
-  header(out, "llmgw_cost_usd_total", "counter", "Cost in USD by model and provider (where prices are known).");
+  header(out, "llmgw_cost_usd_total", "counter",
+         "Cost in USD by model and provider (where prices are known).");
   samples(out, "llmgw_cost_usd_total", cost_.series);
   header(out, "llmgw_upstream_errors_total", "counter", "Failed upstream attempts by provider and reason.");
   samples(out, "llmgw_upstream_errors_total", upstream_errors_.series);

@@ -22,7 +22,8 @@ class Metrics {
   // health, metrics, other.
   void request(std::string_view api, std::string_view model, std::string_view provider, unsigned status,
                double seconds, std::optional<double> ttft_seconds);
-  void usage(std::string_view model, std::string_view provider, const core::Usage& u, std::optional<double> cost);
+  void usage(std::string_view model, std::string_view provider, const core::Usage& u,
+             std::optional<double> cost);
   // An attempt at a provider that did not give the client its answer: reason is connect, timeout,
   // protocol, status_429, status_5xx. failover: another route was tried after it.
   void upstream_error(std::string_view provider, std::string_view reason, bool failover);
@@ -39,9 +40,13 @@ class Metrics {
  private:
   template <class V>
   struct Family {
-    std::map<std::string, V> series;  // rendered label set -> value
-    V& at(std::string labels);
+    std::map<std::string, V, std::less<>> series;  // rendered label set -> value
+    V& at(std::string_view labels);                // allocates only for a new label set
   };
+  using Labels = std::initializer_list<std::pair<std::string_view, std::string_view>>;
+  // The label set rendered into scratch_ (reused: a request renders several). Valid until the next call.
+  std::string_view labels(Labels l);
+  std::string scratch_;
   Family<std::uint64_t> requests_, tokens_, upstream_errors_, failovers_, auth_, limited_;
   Family<core::Histogram> duration_, ttft_;
   Family<double> cost_;
@@ -49,7 +54,10 @@ class Metrics {
 
 // {a="x",b="y"}, values escaped as the text format wants.
 std::string prometheus_labels(std::initializer_list<std::pair<std::string_view, std::string_view>> labels);
+void append_prometheus_labels(std::string& out,
+                              std::initializer_list<std::pair<std::string_view, std::string_view>> labels);
 // Appends one histogram's samples under `name` with `labels` (a rendered set, "{...}" or "").
-void render_histogram(std::string& out, std::string_view name, std::string_view labels, const core::Histogram& h);
+void render_histogram(std::string& out, std::string_view name, std::string_view labels,
+                      const core::Histogram& h);
 
 }  // namespace gw
