@@ -417,6 +417,9 @@ net::awaitable<void> session(App& app, tcp::socket socket) {
       }
     }
     c.deadline.expires_never();
+    // The answer may stream for minutes: meanwhile a client that sent nothing more holds no input
+    // buffer (the next head gets a fresh one; the watch for a vanished client only peeks).
+    c.in.release();
 
     Response res = co_await invoke(app, ex, *routed.endpoint);
     if (!ex.responded) {
