@@ -162,6 +162,8 @@ std::variant<Config, ConfigErrors> parse_config(const EnvLookup& env) {
   if (auto v = p.get("METRICS_TOKEN")) c.metrics_token = v;
   p.integer("LOG_RETENTION_DAYS", c.log_retention_days, 1, 3650);
   p.integer("LOG_QUEUE_MAX", c.log_queue_max, 1, 10000000);
+  p.integer("LOG_BATCH_MAX", c.log_batch_max, 1, 100000);
+  p.integer("LOG_FLUSH_MS", c.log_flush_ms, 1, 60000);
   p.integer("DB_POOL_SIZE", c.db_pool_size, 1, 64);
   p.seconds("DB_TIMEOUT", c.db_timeout);
   p.seconds("REDIS_TIMEOUT", c.redis_timeout);
@@ -238,6 +240,9 @@ All settings come from environment variables (durations in seconds, fractions al
   LOG_RETENTION_DAYS           days of request logs kept in PostgreSQL (30)
   LOG_QUEUE_MAX                request-log rows waiting to be written; (20000)
                                beyond, rows are dropped and counted
+  LOG_BATCH_MAX                request-log rows per PostgreSQL batch   (1000)
+  LOG_FLUSH_MS                 the longest a request-log row waits for (250)
+                               its batch, in ms
   DB_POOL_SIZE                 PostgreSQL connections (worker threads) (4)
   DB_TIMEOUT                   PostgreSQL statement timeout            (5)
   REDIS_TIMEOUT                deadline of each Redis command          (0.5)

@@ -72,6 +72,10 @@ struct Config {
   int log_retention_days = 30;
   // Request-log rows waiting for the batch writer; beyond, rows are dropped (and counted).
   std::size_t log_queue_max = 20000;
+  // The writer sends a batch when this many rows wait or when the oldest has waited log_flush_ms.
+  // Smaller batches spread PostgreSQL's work (and the writer's) into shorter bursts.
+  std::size_t log_batch_max = 1000;
+  int log_flush_ms = 250;
 
   // Rate limits: a running request's parallel slot and budget reservation last this long unless
   // renewed (its replica renews them; a dead replica's expire). The offset shifts the limiter's

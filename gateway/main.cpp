@@ -165,6 +165,8 @@ int run(core::Config cfg) {
   storage::LogWriter log_writer(storage::LogWriterOptions{
       .url = cfg.database_url,
       .queue_max = cfg.log_queue_max,
+      .batch_max = cfg.log_batch_max,
+      .flush_interval = std::chrono::milliseconds(cfg.log_flush_ms),
       .retention_days = cfg.log_retention_days,
       .statement_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.db_timeout)});
   Shared shared(cfg, db, **tls, max_connections);

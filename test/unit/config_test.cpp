@@ -38,6 +38,8 @@ TEST_CASE("config: defaults with only the required variables") {
   CHECK(c.shutdown_grace.count() == 30);
   CHECK(c.upstream_first_byte_timeout.count() == 600);
   CHECK(c.encryption_key == std::string(32, '\xaa'));
+  CHECK(c.log_batch_max == 1000);
+  CHECK(c.log_flush_ms == 250);
 }
 
 TEST_CASE("config: ADMIN_KEY is required and at least 16 chars") {
@@ -74,6 +76,8 @@ TEST_CASE("config: parses addresses, urls, fractional seconds, base64 key") {
   e["LISTEN_ADDR"] = "127.0.0.1:0";
   e["REDIS_URL"] = "redis://user:pw@10.1.2.3:6380/2";
   e["UPSTREAM_IDLE_TIMEOUT"] = "0.25";
+  e["LOG_BATCH_MAX"] = "200";
+  e["LOG_FLUSH_MS"] = "50";
   e["ENCRYPTION_KEY"] = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
   auto r = parse(e);
   REQUIRE(std::holds_alternative<core::Config>(r));
@@ -86,6 +90,8 @@ TEST_CASE("config: parses addresses, urls, fractional seconds, base64 key") {
   CHECK(c.redis.password == "pw");
   CHECK(c.redis.db == 2);
   CHECK(c.upstream_idle_timeout.count() == Approx(0.25));
+  CHECK(c.log_batch_max == 200);
+  CHECK(c.log_flush_ms == 50);
   REQUIRE(c.encryption_key.size() == 32);
   CHECK(c.encryption_key[31] == '\x1f');
 }
@@ -94,7 +100,7 @@ TEST_CASE("config: help lists every variable") {
   const auto help = core::config_help();
   for (auto name : {"LISTEN_ADDR", "DATABASE_URL", "REDIS_URL", "ADMIN_KEY", "ENCRYPTION_KEY",
                     "UPSTREAM_CONNECT_TIMEOUT", "UPSTREAM_FIRST_BYTE_TIMEOUT", "UPSTREAM_IDLE_TIMEOUT",
-                    "SHUTDOWN_GRACE_SECONDS", "MAX_BODY_BYTES", "LOG_LEVEL"})
+                    "SHUTDOWN_GRACE_SECONDS", "MAX_BODY_BYTES", "LOG_LEVEL", "LOG_BATCH_MAX", "LOG_FLUSH_MS"})
     CHECK_THAT(help, Catch::Contains(name));
 }
 
