@@ -22,9 +22,10 @@ namespace {
 using core::errc;
 namespace h1 = core::http1;
 
-// The head (and the start of the body) is read into 16 KiB; body reads then use 4 KiB while they
-// trickle (a held stream costs little) and grow back to 16 KiB for bulk bodies.
-constexpr std::size_t kReadBufferFirst = 4 * 1024;
+// The head (and the start of the body) is read into 16 KiB; body reads then use 2 KiB while they
+// trickle (a held stream costs little: SSE events are a few hundred bytes) and grow back to 16 KiB
+// for bulk bodies (a read that fills the buffer doubles it).
+constexpr std::size_t kReadBufferFirst = 2 * 1024;
 constexpr std::size_t kReadBuffer = 16 * 1024;
 constexpr h1::Limits kUpstreamHead{.max_head_bytes = 64 * 1024, .max_fields = 256};
 constexpr h1::ChunkLimits kUpstreamChunks{.max_line = 4096, .max_trailers = 16 * 1024};
