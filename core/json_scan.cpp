@@ -1,5 +1,7 @@
 #include "core/json_scan.hpp"
 
+#include <cstring>
+
 namespace core {
 namespace {
 
@@ -86,8 +88,21 @@ void TopLevelMember::start_value(char c) noexcept {
 }
 
 void TopLevelMember::feed(std::string_view bytes) noexcept {
-  for (char c : bytes) {
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
     if (done_ || gave_up_) return;
+    // Inside a string we neither match nor capture, only its end matters: jump to the next quote
+    // or backslash (memchr), as most of a completion's bytes are its content.
+    if (in_string_ && !in_key_ && !escape_ && want_ != Value::capturing) {
+      const char* from = bytes.data() + i;
+      const std::size_t left = bytes.size() - i;
+      const auto* quote = static_cast<const char*>(std::memchr(from, '"', left));
+      const std::size_t span = quote ? static_cast<std::size_t>(quote - from) : left;
+      const auto* backslash = static_cast<const char*>(std::memchr(from, '\\', span));
+      const std::size_t skip = backslash ? static_cast<std::size_t>(backslash - from) : span;
+      i += skip;
+      if (i == bytes.size()) return;
+    }
+    const char c = bytes[i];
     if (want_ == Value::await_value && !is_ws(c)) start_value(c);
     if (want_ == Value::capturing) {
       if (value_.size() >= max_) {

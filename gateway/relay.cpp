@@ -111,7 +111,8 @@ net::awaitable<std::optional<CapturedResponse>> capture(Stream& up, UpstreamConn
   h1::BodyDecoder body(kUpstreamChunks);
   body.reset(head.framing, head.content_length);
   in.consume(head_size);  // `head` is not used past this line
-  conn.deadline.expires_after(std::min(to_steady(cfg.upstream_idle_timeout), to_steady(std::chrono::seconds(10))));
+  conn.deadline.expires_after(
+      std::min(to_steady(cfg.upstream_idle_timeout), to_steady(std::chrono::seconds(10))));
   bool eof = false;
   for (;;) {
     while (!in.empty() && !body.done() && !body.failed()) {
@@ -142,8 +143,8 @@ net::awaitable<std::optional<CapturedResponse>> capture(Stream& up, UpstreamConn
 }
 
 template <class Stream>
-net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const UpstreamRequest& rq, RelayClient& client,
-                                     const core::Config& cfg, RelayHooks* hooks) {
+net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const UpstreamRequest& rq,
+                                     RelayClient& client, const core::Config& cfg, RelayHooks* hooks) {
   RelayResult r;
   auto gone = [&] { return client.session.client_gone; };
 
@@ -158,7 +159,8 @@ net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const Upstr
   // 1. Request out, response head in: one deadline (UPSTREAM_FIRST_BYTE_TIMEOUT).
   const auto sent_at = Clock::now();
   conn.deadline.expires_after(to_steady(cfg.upstream_first_byte_timeout));
-  const std::array<net::const_buffer, 2> request_out{net::buffer(rq.head), net::buffer(rq.body.data(), rq.body.size())};
+  const std::array<net::const_buffer, 2> request_out{net::buffer(rq.head),
+                                                     net::buffer(rq.body.data(), rq.body.size())};
   auto [wec, written] = co_await write_all(up, request_out);
   if (wec) {
     r.client_gone = gone();
@@ -248,7 +250,7 @@ net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const Upstr
   for (;;) {
     out.clear();
     if (scanner) scanner->release();  // the previous write is done with what it held
-    std::size_t used = 0;  // decoded bytes of `in`, consumed once the write is done
+    std::size_t used = 0;             // decoded bytes of `in`, consumed once the write is done
     while (used < in.size() && !body.done() && !body.failed() && !out.full()) {
       const auto step = body.next(in.data().substr(used));
       used += step.consumed;
@@ -268,7 +270,8 @@ net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const Upstr
     if (done && hooks) hooks->on_complete();
     if (!head_sent || out.has_data() || (done && chunked)) {
       const bool with_data = out.has_data();
-      const auto buffers = out.build(head_sent ? std::string_view{} : std::string_view(client_head), chunked, done);
+      const auto buffers =
+          out.build(head_sent ? std::string_view{} : std::string_view(client_head), chunked, done);
       client.deadline.expires_after(to_steady(cfg.upstream_idle_timeout));
       if (client.deadline.expired()) co_return r;
       auto [xec, xn] = co_await write_all(client.socket, buffers);

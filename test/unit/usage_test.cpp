@@ -1,9 +1,10 @@
+#include "core/usage.hpp"
 #include "core/model_rewrite.hpp"
 #include "core/sse.hpp"
-#include "core/usage.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <random>
 #include <vector>
 
 using core::Usage;
@@ -77,9 +78,30 @@ TEST_CASE("json scan: a top-level member's value is captured across reads, neste
   core::TopLevelMember bounded("usage", 8);
   bounded.feed(R"({"usage":{"prompt_tokens":7}})");
   CHECK_FALSE(bounded.found());
-  const auto r = core::locate_member(R"({"a":[1,{"b":2}], "stream_options" : {"include_usage":false}})", "stream_options");
+  const auto r = core::locate_member(R"({"a":[1,{"b":2}], "stream_options" : {"include_usage":false}})",
+                                     "stream_options");
   REQUIRE(r.found());
   CHECK(r.end - r.begin == std::string_view(R"({"include_usage":false})").size());
+}
+
+TEST_CASE("json scan: reading a whole buffer finds what reading it byte by byte finds") {
+  // feed() skips string contents in bulk; one byte at a time never can. Random JSON-ish text made of
+  // the characters that matter (quotes, escapes, nesting, the key itself) must give the same answer.
+  std::mt19937 rng(11);
+  const std::vector<std::string> atoms = {"{",  "}",   "[",          "]",          ",",         ":",
+                                          "\"", "\\",  "\\\"",       "usage",      "\"usage\"", " ",
+                                          "1",  "abc", "\"usage\":", "{\"usage\":"};
+  for (int round = 0; round < 5000; ++round) {
+    std::string text;
+    const int n = static_cast<int>(rng() % 40);
+    for (int k = 0; k < n; ++k) text += atoms[rng() % atoms.size()];
+    core::TopLevelMember whole("usage", 64), bytewise("usage", 64);
+    whole.feed(text);
+    for (char c : text) bytewise.feed(std::string_view(&c, 1));
+    INFO(text);
+    REQUIRE(whole.found() == bytewise.found());
+    if (whole.found()) CHECK(whole.value() == bytewise.value());
+  }
 }
 
 TEST_CASE("usage: OpenAI stream, the client asked: everything forwarded, usage read") {
@@ -95,7 +117,8 @@ TEST_CASE("usage: OpenAI stream, the client asked: everything forwarded, usage r
   }
 }
 
-TEST_CASE("usage: OpenAI stream, the client did not ask: exactly the usage chunk is dropped, split anywhere") {
+TEST_CASE(
+    "usage: OpenAI stream, the client did not ask: exactly the usage chunk is dropped, split anywhere") {
   const std::string stream = kChunk1 + kChunk2 + kUsageChunk + kDone;
   for (std::size_t step = 1; step <= stream.size(); step += (step < 40 ? 1 : 37)) {
     UsageScanner s(UsageFormat::openai_stream, true);
@@ -123,7 +146,10 @@ TEST_CASE("usage: whole events are forwarded at once, only a split event waits")
 
 TEST_CASE("usage: OpenAI error chunk inside a 200 stream") {
   UsageScanner s(UsageFormat::openai_stream, false);
-  run(s, kChunk1 + R"(data: {"error":{"message":"boom","type":"server_error"}})" "\n\n", 9);
+  run(s,
+      kChunk1 + R"(data: {"error":{"message":"boom","type":"server_error"}})"
+                "\n\n",
+      9);
   CHECK(s.stream_error() == "server_error");
 }
 
@@ -137,8 +163,8 @@ TEST_CASE("usage: bodies of every API") {
       {UsageFormat::openai_body,
        R"({"id":"x","choices":[{"message":{"content":"usage"}}],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":2}}})",
        10, 5, 2, 0, 15},
-      {UsageFormat::openai_body, R"({"object":"list","data":[],"usage":{"prompt_tokens":8,"total_tokens":8}})", 8, 0, 0,
-       0, 8},
+      {UsageFormat::openai_body,
+       R"({"object":"list","data":[],"usage":{"prompt_tokens":8,"total_tokens":8}})", 8, 0, 0, 0, 8},
       {UsageFormat::responses_body,
        R"({"id":"resp_1","output":[],"usage":{"input_tokens":9,"input_tokens_details":{"cached_tokens":3},"output_tokens":4,"total_tokens":13}})",
        9, 4, 3, 0, 13},
@@ -160,10 +186,13 @@ TEST_CASE("usage: bodies of every API") {
 
 TEST_CASE("usage: Anthropic stream, message_start plus the cumulative message_delta, not added twice") {
   const std::string stream =
-      "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":25,"
+      "event: message_start\ndata: "
+      "{\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":25,"
       "\"cache_read_input_tokens\":10,\"cache_creation_input_tokens\":0,\"output_tokens\":1}}}\n\n"
-      "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"usage\"}}\n\n"
-      "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{"
+      "event: content_block_delta\ndata: "
+      "{\"type\":\"content_block_delta\",\"delta\":{\"text\":\"usage\"}}\n\n"
+      "event: message_delta\ndata: "
+      "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{"
       "\"output_tokens\":15}}\n\n"
       "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
   for (std::size_t step : {std::size_t(1), std::size_t(64)}) {
@@ -176,22 +205,30 @@ TEST_CASE("usage: Anthropic stream, message_start plus the cumulative message_de
     CHECK(s.stream_error().empty());
   }
   UsageScanner err(UsageFormat::anthropic_stream, false);
-  run(err, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n", 4);
+  run(err,
+      "event: error\ndata: "
+      "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
+      4);
   CHECK(err.stream_error() == "overloaded_error");
 }
 
 TEST_CASE("usage: Responses stream, response.completed carries the usage; failures are errors") {
   const std::string stream =
-      "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"usage\":null}}\n\n"
-      "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"usage\"}\n\n"
-      "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"usage\":{"
-      "\"input_tokens\":11,\"input_tokens_details\":{\"cached_tokens\":0},\"output_tokens\":2,\"total_tokens\":13}}}\n\n";
+      "event: response.created\ndata: "
+      "{\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"usage\":null}}\n\n"
+      "event: response.output_text.delta\ndata: "
+      "{\"type\":\"response.output_text.delta\",\"delta\":\"usage\"}\n\n"
+      "event: response.completed\ndata: "
+      "{\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"usage\":{"
+      "\"input_tokens\":11,\"input_tokens_details\":{\"cached_tokens\":0},\"output_tokens\":2,\"total_"
+      "tokens\":13}}}\n\n";
   UsageScanner s(UsageFormat::responses_stream, false);
   CHECK(run(s, stream, 7) == stream);
   CHECK(s.usage().prompt_tokens == 11);
   CHECK(s.usage().total_tokens == 13);
   UsageScanner failed(UsageFormat::responses_stream, false);
-  run(failed, "event: response.failed\ndata: {\"response\":{\"error\":{\"code\":\"server_error\"}}}\n\n", 100);
+  run(failed, "event: response.failed\ndata: {\"response\":{\"error\":{\"code\":\"server_error\"}}}\n\n",
+      100);
   CHECK(failed.stream_error() == "server_error");
 }
 
@@ -224,8 +261,8 @@ TEST_CASE("usage: the request is made to ask for usage, in place, never with a d
     bool asked;
   };
   const std::vector<Case> cases{
-      {R"({"model":"m","stream":true})", R"({"stream_options":{"include_usage":true},"model":"up","stream":true})",
-       false},
+      {R"({"model":"m","stream":true})",
+       R"({"stream_options":{"include_usage":true},"model":"up","stream":true})", false},
       {R"({"model":"m","stream":true,"stream_options":{}})",
        R"({"model":"up","stream":true,"stream_options":{"include_usage":true}})", false},
       {R"({"model":"m","stream":true,"stream_options":{"x":1}})",
@@ -236,7 +273,8 @@ TEST_CASE("usage: the request is made to ask for usage, in place, never with a d
        R"({"model":"up","stream":true,"stream_options":{"include_usage":true}})", false},
       {R"({"model":"m","stream":true,"stream_options":{"include_usage":true}})",
        R"({"model":"up","stream":true,"stream_options":{"include_usage":true}})", true},
-      {R"({"stream":true})", R"({"model":"up","stream_options":{"include_usage":true},"stream":true})", false},
+      {R"({"stream":true})", R"({"model":"up","stream_options":{"include_usage":true},"stream":true})",
+       false},
   };
   for (const auto& c : cases) {
     auto info = core::inspect_inference_body(c.body);
