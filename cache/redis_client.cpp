@@ -6,6 +6,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <optional>
 
@@ -126,12 +128,25 @@ asio::awaitable<void> RedisClient::write_loop(std::shared_ptr<RedisClient> self,
     }
     writing.clear();
     writing.swap(out_);
+    writing_ = true;
     auto [ec, n] = co_await asio::async_write(sock_, asio::buffer(writing), use_tuple);
+    writing_ = false;
     if (ec) {
       if (current()) drop_connection();
       co_return;
     }
   }
+}
+
+// Hands out_ to the kernel on the spot when the writer has nothing on the wire (so nothing written
+// later can overtake it): a command queued before a client's answer is sent (a budget's reconcile)
+// is then in Redis's socket before the answer's last bytes leave, and no command waits for the
+// writer coroutine's turn on the loop. Whatever the kernel does not take now (EAGAIN, a partial
+// write, an error) stays in out_ for write_loop, which also reports errors.
+void RedisClient::flush_now() {
+  if (writing_ || out_.empty() || !connected_) return;
+  const ssize_t n = ::send(sock_.native_handle(), out_.data(), out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (n > 0) out_.erase(0, static_cast<std::size_t>(n));
 }
 
 asio::awaitable<core::Result<std::vector<Reply>>> RedisClient::pipeline(
@@ -152,7 +167,8 @@ asio::awaitable<core::Result<std::vector<Reply>>> RedisClient::pipeline(
   for (const auto& c : cmds) encode_command(c, out_);
   pending_.push_back(p);
   pending_commands_ += cmds.size();
-  write_signal_.cancel();
+  flush_now();
+  if (!out_.empty()) write_signal_.cancel();
 
   co_await p->timer.async_wait(use_tuple);
   latency_.observe(std::chrono::duration<double>(steady_clock::now() - p->queued).count());
@@ -181,7 +197,8 @@ bool RedisClient::send(const std::vector<std::vector<std::string>>& cmds,
   for (const auto& c : cmds) encode_command(c, out_);
   pending_.push_back(std::move(p));
   pending_commands_ += cmds.size();
-  write_signal_.cancel();
+  flush_now();
+  if (!out_.empty()) write_signal_.cancel();
   return true;
 }
 

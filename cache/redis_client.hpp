@@ -64,6 +64,7 @@ class RedisClient : public std::enable_shared_from_this<RedisClient> {
   boost::asio::awaitable<void> read_loop(ReplyParser& parser);
   boost::asio::awaitable<void> write_loop(std::shared_ptr<RedisClient> self, std::uint64_t generation);
   bool overdue() const;
+  void flush_now();
   void drop_connection();
   void fail_pending();
 
@@ -73,6 +74,7 @@ class RedisClient : public std::enable_shared_from_this<RedisClient> {
   boost::asio::steady_timer write_signal_;  // the idle writer sleeps on it; cancel() wakes it
   boost::asio::steady_timer backoff_;
   std::string out_;                               // encoded commands not yet handed to the socket
+  bool writing_ = false;                          // write_loop has a buffer on the wire
   std::deque<std::shared_ptr<Pending>> pending_;  // FIFO, matches replies to commands
   std::size_t pending_commands_ = 0;
   std::vector<boost::asio::steady_timer*> connect_waiters_;

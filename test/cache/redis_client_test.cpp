@@ -3,6 +3,9 @@
 
 #include "test/cache/redis_fixture.hpp"
 
+#include <algorithm>
+#include <thread>
+
 using namespace test_redis;
 
 TEST_CASE("basic commands and reply types") {
@@ -60,6 +63,45 @@ TEST_CASE("basic commands and reply types") {
     auto ping = co_await cmd(c, "PING");  // still in sync after all of the above
     REQUIRE(ping);
     CHECK(ping->str == "PONG");
+  };
+  f.run(body);
+}
+
+// A blocking GET on a connection of its own: what Redis holds right now, whatever our client's
+// event loop has or has not run.
+std::string raw_get(uint16_t port, const std::string& key) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  auto a = loopback(port);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  const std::string req = "*2\r\n$3\r\nGET\r\n$" + std::to_string(key.size()) + "\r\n" + key + "\r\n";
+  REQUIRE(::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size()));
+  std::string reply;
+  char buf[256];
+  while (reply.find("\r\n") == std::string::npos ||
+         (reply[0] == '$' && reply != "$-1\r\n" && std::count(reply.begin(), reply.end(), '\n') < 2)) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    REQUIRE(n > 0);
+    reply.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return reply;
+}
+
+TEST_CASE("send() puts a command on the wire at once, before the caller yields to the loop") {
+  // The gateway queues a budget's reconcile just before writing an answer's last bytes; a client
+  // that then asks (any replica, any worker) must find it counted. So the command may not wait
+  // for the writer coroutine's turn on the event loop.
+  Fixture f;
+  f.make_client(f.options());
+  auto body = [&]() -> asio::awaitable<void> {
+    auto& c = *f.client;
+    CO_REQUIRE(co_await c.wait_connected(2s));
+    std::vector<std::vector<std::string>> set{{"SET", "reconciled", "yes"}};
+    REQUIRE(c.send(set, nullptr));
+    std::this_thread::sleep_for(20ms);  // blocks the loop: no coroutine of ours runs meanwhile
+    CHECK(raw_get(f.port, "reconciled") == "$3\r\nyes\r\n");
+    co_return;
   };
   f.run(body);
 }
