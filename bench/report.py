@@ -75,6 +75,10 @@ class Report:
     def w(self, s=""):
         self.out.append(s)
 
+    def heading(self, title):
+        self.w("## " + title)
+        self.w()
+
     def table(self, head, rows, align=None):
         self.w("| " + " | ".join(head) + " |")
         self.w("|" + "|".join(align or (["---"] + ["--:"] * (len(head) - 1))) + "|")
@@ -167,14 +171,12 @@ class Report:
             add("invalid keys: PostgreSQL statements per request = 0",
                 f"{fl['pg_statements'] / max(n, 1):.4f} ({fl['pg_statements']:,} statements, {fl['db_calls']:,} gateway DB calls, {n:,} requests)",
                 fl["pg_statements"] == 0 and fl["db_calls"] == 0)
-        self.w("## Targets (issue 12), as ratios measured in this run")
-        self.w()
+        self.heading("Targets (issue 12), as ratios measured in this run")
         self.table(["target", "measured", "", "notes"], rows, ["---", "---", "---", "---"])
 
     # ---- sections -------------------------------------------------------------------------------
     def nonstream(self):
-        self.w("## Non-streaming chat completions")
-        self.w()
+        self.heading("Non-streaming chat completions")
         self.w(f"`wrk --latency -s bench/post.lua`, {self.m.get('warmup')} s warm-up (discarded), then "
                f"{self.m.get('duration')} s measured; `-t1` at 1 connection, `-t2` above. "
                "Latencies in µs, client side. *+pXX* = contender minus direct at the same concurrency (what the "
@@ -223,8 +225,7 @@ class Report:
                              f1(per_req(l, "redis_cpu_us"))])
         if not rows:
             return
-        self.w("## Rate limits: a key with every limit vs a key without")
-        self.w()
+        self.heading("Rate limits: a key with every limit vs a key without")
         self.w("Same gateway (request log on), same runs as above. The limited key has rpm, rpd, tpm, "
                "max_parallel, token_budget and budget_usd set far above what the run uses, so nothing is "
                "refused: the difference is the cost of the checks (one Redis round trip with the key's Lua "
@@ -241,8 +242,7 @@ class Report:
         how = ("`perf stat -e raw_syscalls:sys_enter,syscalls:sys_enter_<name>... -p <pids>` (every thread, exact "
                "counts; *other* = all syscalls minus the ~55 counted by name)" if tool == "perf"
                else "`strace -c -f -p <pids>`")
-        self.w("## Syscalls per request")
-        self.w()
+        self.heading("Syscalls per request")
         self.w(f"{how} during a separate {self.m.get('sys_duration')} s wrk run at 1 and 64 connections, divided "
                "by the requests wrk completed. Names above 0.05 per request.")
         self.w()
@@ -260,8 +260,7 @@ class Report:
         if not self.d["stream"]:
             return
         m = self.m
-        self.w("## Streaming")
-        self.w()
+        self.heading("Streaming")
         self.w(f"`bench/streamer.c stream`: {m.get('streams')} concurrent connections, each 3 streamed requests "
                f"back to back ({m.get('chunks')} SSE chunks {m.get('interval')} ms apart from `streamer upstream`, "
                "each stamped with its CLOCK_MONOTONIC send time), starts staggered over one stream's length; the "
@@ -316,8 +315,7 @@ class Report:
     def idle(self):
         if not self.d["idle"]:
             return
-        self.w("## Idle streams held open")
-        self.w()
+        self.heading("Idle streams held open")
         i0 = self.d["idle"][0]
         asked = int(self.m.get("idle_n", i0["n"]))
         lim = (f" The file-descriptor hard limit here is {i0['fd_limit']:,}: the gateway holds 2 per stream, so "
@@ -372,8 +370,7 @@ class Report:
             a, b = [list(map(int, str(s).split())) for s in (fl["s0"], fl["s1"])]
             dl = [y - x for x, y in zip(a, b)]
             clk = int(fl["clk"])
-            self.w("## A flood of invalid keys")
-            self.w()
+            self.heading("A flood of invalid keys")
             self.w(f"wrk, 64 connections, {self.m.get('duration')} s, every request with a different never-issued key "
                    "(`BENCH_RANDOM_KEY=1`), against the gateway with the request log on. *PG statements* = "
                    "`pg_stat_statements` calls over the run (the log writer's included); *DB calls* = the gateway's "
@@ -394,8 +391,7 @@ class Report:
     def memory(self):
         if not self.d["rss"]:
             return
-        self.w("## Memory after each block's runs")
-        self.w()
+        self.heading("Memory after each block's runs")
         rows = []
         for r in sorted(self.d["rss"], key=lambda r: (r["workers"], ordkey(r["target"]))):
             rss, hwm = (int(x) for x in str(r["value"]).split())
@@ -411,8 +407,7 @@ class Report:
 
     def profile(self):
         for p in self.d["perf"]:
-            self.w("## Where the gateway's CPU goes (perf)")
-            self.w()
+            self.heading("Where the gateway's CPU goes (perf)")
             self.w(f"`perf record -g -F 999 -p <gateway>` during one extra 64-connection run, request log on, "
                    f"WORKERS={p['workers']} ({p['requests']:,} requests; not one of the runs above). Self time "
                    "(`perf report --no-children`); kernel time is `[kernel.kallsyms]`.")

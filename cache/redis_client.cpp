@@ -142,11 +142,13 @@ asio::awaitable<void> RedisClient::write_loop(std::shared_ptr<RedisClient> self,
 // later can overtake it): a command queued before a client's answer is sent (a budget's reconcile)
 // is then in Redis's socket before the answer's last bytes leave, and no command waits for the
 // writer coroutine's turn on the loop. Whatever the kernel does not take now (EAGAIN, a partial
-// write, an error) stays in out_ for write_loop, which also reports errors.
+// write, an error) stays in out_, and write_loop is woken for it (it also reports errors).
 void RedisClient::flush_now() {
-  if (writing_ || out_.empty() || !connected_) return;
-  const ssize_t n = ::send(sock_.native_handle(), out_.data(), out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-  if (n > 0) out_.erase(0, static_cast<std::size_t>(n));
+  if (!writing_ && !out_.empty() && connected_) {
+    const ssize_t n = ::send(sock_.native_handle(), out_.data(), out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) out_.erase(0, static_cast<std::size_t>(n));
+  }
+  if (!out_.empty()) write_signal_.cancel();
 }
 
 asio::awaitable<core::Result<std::vector<Reply>>> RedisClient::pipeline(
@@ -168,7 +170,6 @@ asio::awaitable<core::Result<std::vector<Reply>>> RedisClient::pipeline(
   pending_.push_back(p);
   pending_commands_ += cmds.size();
   flush_now();
-  if (!out_.empty()) write_signal_.cancel();
 
   co_await p->timer.async_wait(use_tuple);
   latency_.observe(std::chrono::duration<double>(steady_clock::now() - p->queued).count());
@@ -198,7 +199,6 @@ bool RedisClient::send(const std::vector<std::vector<std::string>>& cmds,
   pending_.push_back(std::move(p));
   pending_commands_ += cmds.size();
   flush_now();
-  if (!out_.empty()) write_signal_.cancel();
   return true;
 }
 

@@ -4,6 +4,7 @@
 #include "core/usage.hpp"
 #include "gateway/deadlines.hpp"
 #include "gateway/local_cache.hpp"
+#include "gateway/read_buffer.hpp"
 #include "gateway/request.hpp"
 #include "gateway/response.hpp"
 #include "gateway/session_list.hpp"
@@ -16,10 +17,12 @@
 namespace gw {
 
 struct Exchange {
-  Exchange(Request& r, tcp::socket& c, Deadline& d, SessionEntry& s) : req(r), client(c), client_deadline(d), session(s) {}
+  Exchange(Request& r, tcp::socket& c, ReadBuffer& in, Deadline& d, SessionEntry& s)
+      : req(r), client(c), client_in(in), client_deadline(d), session(s) {}
 
   Request& req;
   tcp::socket& client;
+  ReadBuffer& client_in;  // the connection's input buffer (the request's body has been read from it)
   Deadline& client_deadline;
   SessionEntry& session;
   Flavor flavor = Flavor::openai;
@@ -36,7 +39,7 @@ struct Exchange {
   // For the access log.
   std::string model;
   std::string upstream_request_id;
-  std::string error;  // what went wrong, when something did (never a secret)
+  std::string error;           // what went wrong, when something did (never a secret)
   std::string provider;        // the provider that answered
   std::string upstream_model;  // the name it was asked for
   struct Attempt {
@@ -55,6 +58,13 @@ struct Exchange {
   const Clock::time_point started = Clock::now();  // the same moment, for intervals
 
   Response fail(const core::Error& e) const { return error_response(flavor, e); }
+
+  // A stream may hold the connection for minutes: meanwhile a client that sent nothing more holds no
+  // input buffer (the next head gets a fresh one; the watch for a vanished client only peeks).
+  void set_stream(bool s) {
+    stream = s;
+    if (s) client_in.release();
+  }
 };
 
 }  // namespace gw

@@ -77,7 +77,8 @@ boost::json::object model_object(const core::ModelRoutes& m) {
 
 // The model a request names (or the key's default), checked against the key's allowlist, resolved
 // to its routes. On failure the response to send.
-static net::awaitable<core::Result<ModelPtr>> resolve_model(App& app, Exchange& ex, core::InferenceRequest& info) {
+static net::awaitable<core::Result<ModelPtr>> resolve_model(App& app, Exchange& ex,
+                                                            core::InferenceRequest& info) {
   if (!info.has_model) {
     if (!ex.key || !ex.key->access.default_model)
       co_return core::Error{errc::invalid_request, "You must provide a model parameter.", "model"};
@@ -101,11 +102,12 @@ net::awaitable<Response> v1_proxy(App& app, Exchange& ex) {
   auto attempts = choose_attempts(app, *entry, Api::openai);
   if (attempts.empty()) co_return ex.fail({errc::upstream_unavailable, "No usable route for this model."});
   RequestLimits limits(app);
-  if (auto refused = co_await limits.admit(ex, *entry, attempts, ex.req.body())) co_return std::move(*refused);
+  if (auto refused = co_await limits.admit(ex, *entry, attempts, ex.req.body()))
+    co_return std::move(*refused);
 
   const std::string_view path = ex.req.path();
   const bool responses_api = path == "/v1/responses";
-  ex.stream = info->stream;
+  ex.set_stream(info->stream);
   // Usage is always captured: a stream whose client did not ask for it is made to ask, and the
   // usage chunk is dropped again on the way back.
   bool asked = true;
@@ -146,7 +148,8 @@ net::awaitable<Response> v1_response_by_id(App& app, Exchange& ex) {
   if (!entry->targets[0].kind || !entry->targets[0].target) co_return ex.fail({errc::upstream_unavailable});
   const std::size_t only = 0;
   const std::span<const std::size_t> attempts(&only, 1);
-  const ProxyCall call{.api = Api::openai, .method = ex.req.method(), .path_suffix = ex.req.target().substr(3)};
+  const ProxyCall call{
+      .api = Api::openai, .method = ex.req.method(), .path_suffix = ex.req.target().substr(3)};
   co_return co_await forward(app, ex, *entry, attempts, call);
 }
 
@@ -164,8 +167,9 @@ net::awaitable<Response> v1_messages(App& app, Exchange& ex) {
                            "/v1/chat/completions for it.",
                        "model"});
   RequestLimits limits(app);
-  if (auto refused = co_await limits.admit(ex, *entry, attempts, ex.req.body())) co_return std::move(*refused);
-  ex.stream = info->stream;
+  if (auto refused = co_await limits.admit(ex, *entry, attempts, ex.req.body()))
+    co_return std::move(*refused);
+  ex.set_stream(info->stream);
   AnswerObserver answer(ex.req.path(), false);
   const ProxyCall call{.api = Api::anthropic,
                        .path_suffix = ex.req.target().substr(3),  // "/messages", "/messages/count_tokens"
@@ -186,7 +190,8 @@ net::awaitable<Response> v1_list_models(App& app, Exchange& ex) {
   if (!routes) co_return ex.fail(routes.error());
   boost::json::array data;
   for (const auto& m : *routes)
-    if (!ex.key || core::model_allowed(ex.key->access.allowed_models, m.model_name)) data.emplace_back(model_object(m));
+    if (!ex.key || core::model_allowed(ex.key->access.allowed_models, m.model_name))
+      data.emplace_back(model_object(m));
   co_return json_response(
       200, boost::json::serialize(boost::json::object{{"object", "list"}, {"data", std::move(data)}}));
 }
@@ -197,7 +202,8 @@ net::awaitable<Response> v1_get_model(App& app, Exchange& ex) {
   // characters, too long) is simply not found, and never reaches a cache or PostgreSQL. A model
   // the key may not use does not exist for it either.
   if (!core::valid_model_name(model)) co_return ex.fail(model_not_found("(invalid name)"));
-  if (ex.key && !core::model_allowed(ex.key->access.allowed_models, model)) co_return ex.fail(model_not_found(model));
+  if (ex.key && !core::model_allowed(ex.key->access.allowed_models, model))
+    co_return ex.fail(model_not_found(model));
   auto found = co_await find_model(app, model);
   if (!found) co_return ex.fail(found.error());
   if (!*found) co_return ex.fail(model_not_found(model));

@@ -5,8 +5,8 @@
 #include "core/log.hpp"
 #include "gateway/auth.hpp"
 #include "gateway/read_buffer.hpp"
-#include "gateway/write_now.hpp"
 #include "gateway/router.hpp"
+#include "gateway/write_now.hpp"
 
 #include <boost/asio/write.hpp>
 #include <boost/json/monotonic_resource.hpp>
@@ -31,7 +31,9 @@ constexpr std::size_t kMaxLingeringRefusals = 64;
 
 struct Client {
   Client(App& app, tcp::socket s)
-      : socket(std::move(s)), deadline(app.deadlines, socket), in(kInitialReadBuffer, app.cfg.max_header_bytes) {}
+      : socket(std::move(s)),
+        deadline(app.deadlines, socket),
+        in(kInitialReadBuffer, app.cfg.max_header_bytes) {}
   tcp::socket socket;
   Deadline deadline;
   ReadBuffer in;
@@ -110,7 +112,8 @@ net::awaitable<BodyRead> read_body(App& app, Client& c, Request& req, BodyBudget
       // pipelined next request stay in the socket.
       const std::size_t old = body.size();
       body.resize(old + std::min(kBodyReadStep, want - old));
-      auto [ec, n] = co_await c.socket.async_read_some(net::buffer(body.data() + old, body.size() - old), use_tuple);
+      auto [ec, n] =
+          co_await c.socket.async_read_some(net::buffer(body.data() + old, body.size() - old), use_tuple);
       body.resize(old + n);
       if (ec) co_return c.deadline.fired() ? BodyRead::timeout : BodyRead::closed;
     }
@@ -129,12 +132,12 @@ net::awaitable<BodyRead> read_body(App& app, Client& c, Request& req, BodyBudget
   }
 }
 
-net::awaitable<bool> write_response(App& app, Client& c, const Response& res, int version_minor, bool keep_alive,
-                                    std::string_view request_id, bool head_only) {
+net::awaitable<bool> write_response(App& app, Client& c, const Response& res, int version_minor,
+                                    bool keep_alive, std::string_view request_id, bool head_only) {
   c.out.clear();
   render_response_head(res, version_minor, keep_alive, request_id, c.out);
   const std::array<net::const_buffer, 2> bufs{net::buffer(c.out),
-                                               net::buffer(head_only ? std::string_view{} : res.body)};
+                                              net::buffer(head_only ? std::string_view{} : res.body)};
   c.deadline.expires_after(to_steady(app.cfg.body_timeout));
   if (c.deadline.expired()) co_return false;
   auto [ec, n] = co_await write_all(c.socket, bufs);
@@ -346,7 +349,7 @@ net::awaitable<void> session(App& app, tcp::socket socket) {
 
     const auto parsed = req.parse(c.in.data().substr(0, head_size), limits);
     c.in.consume(head_size);
-    Exchange ex(req, c.socket, c.deadline, entry);
+    Exchange ex(req, c.socket, c.in, c.deadline, entry);
     const auto client_id = req.header("x-request-id");
     ex.request_id = core::valid_request_id(client_id) ? std::string(client_id) : core::generate_request_id();
     ex.keep_alive = parsed == h1::HeadError::none && req.head().keep_alive;
@@ -383,8 +386,8 @@ net::awaitable<void> session(App& app, tcp::socket socket) {
       else if (body_pending || parsed != h1::HeadError::none)
         ex.keep_alive = false;
       ex.status = early->status;
-      const bool sent = co_await write_response(app, c, *early, req.version_minor(), ex.keep_alive && !app.closing(),
-                                                ex.request_id, req.is_head());
+      const bool sent = co_await write_response(
+          app, c, *early, req.version_minor(), ex.keep_alive && !app.closing(), ex.request_id, req.is_head());
       log_request(req, ex, start, remote);
       count_request(app, req, ex, start);
       if (!sent) break;
@@ -410,22 +413,21 @@ net::awaitable<void> session(App& app, tcp::socket socket) {
         const Response res = ex.fail(body_error(got));
         ex.status = res.status;
         ex.keep_alive = false;
-        const bool sent = co_await write_response(app, c, res, req.version_minor(), false, ex.request_id, false);
+        const bool sent =
+            co_await write_response(app, c, res, req.version_minor(), false, ex.request_id, false);
         log_request(req, ex, start, remote);
         if (sent && got != BodyRead::timeout) co_await lingering_close(c);
         break;
       }
     }
     c.deadline.expires_never();
-    // The answer may stream for minutes: meanwhile a client that sent nothing more holds no input
-    // buffer (the next head gets a fresh one; the watch for a vanished client only peeks).
-    c.in.release();
 
     Response res = co_await invoke(app, ex, *routed.endpoint);
     if (!ex.responded) {
       ex.keep_alive = ex.keep_alive && !app.closing();
       ex.status = res.status;
-      if (!co_await write_response(app, c, res, req.version_minor(), ex.keep_alive, ex.request_id, req.is_head()))
+      if (!co_await write_response(app, c, res, req.version_minor(), ex.keep_alive, ex.request_id,
+                                   req.is_head()))
         ex.keep_alive = false;
     }
     log_request(req, ex, start, remote);

@@ -38,11 +38,13 @@ struct Fixture {
 
   Response call(Handler h, Flavor flavor) {
     Request req;
-    REQUIRE(req.parse("POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\n\r\n", {}) == core::http1::HeadError::none);
+    REQUIRE(req.parse("POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\n\r\n", {}) ==
+            core::http1::HeadError::none);
     tcp::socket socket(ioc);
     Deadline deadline(app.deadlines, socket);
     SessionEntry entry;
-    Exchange ex(req, socket, deadline, entry);
+    ReadBuffer in(4096, 65536);
+    Exchange ex(req, socket, in, deadline, entry);
     ex.request_id = "req-1";
     ex.flavor = flavor;
     const Endpoint endpoint{h, Access::open, flavor};
