@@ -45,15 +45,58 @@ std::string_view level_name(LogLevel l) {
   return "info";
 }
 
+// Writes `v` as exactly `width` decimal digits (zero-padded) into p.
+void put_digits(char* p, std::int64_t v, int width) {
+  for (int i = width - 1; i >= 0; --i) {
+    p[i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+}
+
+// 2026-11-25T10:04:05.123456Z. The date and time up to the second are formatted once per second
+// per thread (gmtime_r takes a lock for the time zone on some libcs; this is every line).
 void append_timestamp(std::string& out) {
   using namespace std::chrono;
   const auto now = system_clock::now();
-  const std::time_t t = system_clock::to_time_t(now);
-  const auto us = duration_cast<microseconds>(now.time_since_epoch()).count() % 1000000;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, us);
+  const std::int64_t us_total = duration_cast<microseconds>(now.time_since_epoch()).count();
+  const std::int64_t secs = us_total / 1000000;
+  const std::int64_t us = us_total % 1000000;
+  thread_local std::int64_t cached_sec = -1;
+  thread_local char prefix[20];  // YYYY-MM-DDTHH:MM:SS
+  if (secs != cached_sec) {
+    const std::time_t t = static_cast<std::time_t>(secs);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    put_digits(prefix, tm.tm_year + 1900, 4);
+    prefix[4] = '-';
+    put_digits(prefix + 5, tm.tm_mon + 1, 2);
+    prefix[7] = '-';
+    put_digits(prefix + 8, tm.tm_mday, 2);
+    prefix[10] = 'T';
+    put_digits(prefix + 11, tm.tm_hour, 2);
+    prefix[13] = ':';
+    put_digits(prefix + 14, tm.tm_min, 2);
+    prefix[16] = ':';
+    put_digits(prefix + 17, tm.tm_sec, 2);
+    prefix[19] = '.';
+    cached_sec = secs;
+  }
+  char tail[7];
+  put_digits(tail, us, 6);
+  tail[6] = 'Z';
+  out.append(prefix, sizeof prefix).append(tail, sizeof tail);
+}
+
+// Whole microseconds as milliseconds with 3 decimals: what fmt's {:.3f} prints for us / 1000.0.
+void append_millis(std::string& out, std::int64_t micros) {
+  if (micros < 0) {
+    out.push_back('-');
+    micros = -micros;
+  }
+  json_write::append_int(out, micros / 1000);
+  char frac[4] = {'.'};
+  put_digits(frac + 1, micros % 1000, 3);
+  out.append(frac, sizeof frac);
 }
 
 // A field's value, written straight into the line (one line per request: no string per value).
@@ -89,13 +132,17 @@ void append_value(std::string& out, const boost::json::value& v) {
   }
 }
 
-std::string format_line(LogLevel level, std::string_view msg, const boost::json::object& fields) {
-  std::string text;
-  text.reserve(512);
+void append_head(std::string& text, LogLevel level, std::string_view msg) {
   text.append(R"({"ts":")");
   append_timestamp(text);
   text.append(R"(","level":")").append(level_name(level)).append(R"(","msg":)");
   json_write::append_string(text, msg);
+}
+
+std::string format_line(LogLevel level, std::string_view msg, const boost::json::object& fields) {
+  std::string text;
+  text.reserve(512);
+  append_head(text, level, msg);
   for (const auto& kv : fields) {
     text.push_back(',');
     json_write::append_string(text, std::string_view(kv.key().data(), kv.key().size()));
@@ -287,13 +334,88 @@ bool enabled(LogLevel level) noexcept {
   return level >= g_level.load(std::memory_order_relaxed);
 }
 
-void write(LogLevel level, std::string_view msg, boost::json::object fields) {
-  if (!enabled(level)) return;
-  const std::string text = format_line(level, msg, fields);
+namespace {
+void deliver(LogLevel level, std::string_view text) {
   if (const Sink sink = g_sink.load(std::memory_order_relaxed))
     sink(text);
   else
     emit(text, level == LogLevel::error);
+}
+
+// Each thread's Line text buffer, lent to one Line at a time (a Line built while another is open
+// on the same thread, which nothing does, would get a fresh string).
+thread_local std::string t_line_buffer;
+}  // namespace
+
+void write(LogLevel level, std::string_view msg, boost::json::object fields) {
+  if (!enabled(level)) return;
+  deliver(level, format_line(level, msg, fields));
+}
+
+Line::Line(LogLevel level, std::string_view msg) : level_(level) {
+  text_.swap(t_line_buffer);
+  text_.clear();
+  if (text_.capacity() < 512) text_.reserve(512);
+  append_head(text_, level, msg);
+}
+
+Line::~Line() {
+  if (text_.capacity() <= 16 * 1024) {  // an outsized line's buffer is not kept
+    text_.clear();
+    t_line_buffer.swap(text_);
+  }
+}
+
+void Line::key(std::string_view k) {
+  if (!first_in_nest_) text_.push_back(',');
+  first_in_nest_ = false;
+  if (k.empty()) return;  // an array element
+  text_.push_back('"');
+  text_.append(k);
+  text_.append("\":");
+}
+
+Line& Line::str(std::string_view k, std::string_view value) {
+  key(k);
+  json_write::append_string(text_, value);
+  return *this;
+}
+
+Line& Line::num(std::string_view k, std::int64_t value) {
+  key(k);
+  json_write::append_int(text_, value);
+  return *this;
+}
+
+Line& Line::millis(std::string_view k, std::int64_t micros) {
+  key(k);
+  append_millis(text_, micros);
+  return *this;
+}
+
+Line& Line::real(std::string_view k, double value) {
+  key(k);
+  json_write::append_double(text_, value);
+  return *this;
+}
+
+Line& Line::open(std::string_view k, char bracket) {
+  key(k);
+  text_.push_back(bracket);
+  first_in_nest_ = true;
+  return *this;
+}
+
+Line& Line::close(char bracket) {
+  text_.push_back(bracket);
+  first_in_nest_ = false;
+  return *this;
+}
+
+void Line::write() {
+  if (!enabled(level_)) return;
+  text_.append("}\n");
+  deliver(level_, text_);
 }
 
 bool start(const WriterOptions& options) {

@@ -146,6 +146,9 @@ describe('bodies and other APIs', () => {
       assert.deepEqual([row.prompt_tokens, row.completion_tokens, row.cached_tokens, row.cache_creation_tokens], [40, 5, 20, 8], `stream=${stream}`);
       assert.equal(row.total_tokens, 40 + 5 + 20 + 8);
       assert.ok(Math.abs(row.cost - (40 * 3 + 20 * 3 + 8 * 3 + 5 * 15) / 1e6) < 1e-12, `cost ${row.cost}`);
+      // The stdout request line carries the same cost, not rounded to 3 decimals (it once read 0.000).
+      const line = await stack.gateway.waitForLog((o) => o.request_id === r.id && o.msg === 'request');
+      assert.ok(Math.abs(line.cost - row.cost) < 1e-12, `log line cost ${line.cost} vs row ${row.cost}`);
     }
   });
 

@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <future>
 #include <map>
@@ -295,5 +296,60 @@ TEST_CASE("log: level filtering; a custom sink gets lines synchronously") {
   lg::info("i2");
   REQUIRE(g_captured.size() == 4);
   CHECK(g_captured[3].find(R"("msg":"i2")") != std::string::npos);
+  lg::set_sink(nullptr);
+}
+
+TEST_CASE("log: Line writes the same line a field object would, field by field") {
+  g_captured.clear();
+  lg::set_sink(&capture);
+  {
+    lg::Line line(core::LogLevel::info, "request");
+    line.str("path", "/v1/chat \"x\"\n")
+        .num("status", 200)
+        .millis("duration_ms", 2402)
+        .millis("small", 7)
+        .millis("neg", -1500)
+        .real("cost", 0.000012)
+        .real("nan", std::nan(""));
+    line.open("attempts", '[');
+    line.open("", '{').str("provider", "a").num("status", 502).close('}');
+    line.open("", '{').str("provider", "b").num("status", 200).close('}');
+    line.close(']').open("empty", '[').close(']').str("after", "x");
+    line.write();
+  }
+  REQUIRE(g_captured.size() == 1);
+  const std::string& text = g_captured[0];
+  CHECK(text.back() == '\n');
+  const auto v = boost::json::parse(text).as_object();  // valid JSON, one object
+  CHECK(v.at("msg").as_string() == "request");
+  CHECK(v.at("level").as_string() == "info");
+  CHECK(v.at("path").as_string() == "/v1/chat \"x\"\n");
+  CHECK(text.find(
+            R"("status":200,"duration_ms":2.402,"small":0.007,"neg":-1.500,"cost":1.2e-05,"nan":null,)") !=
+        std::string::npos);
+  CHECK(
+      text.find(
+          R"("attempts":[{"provider":"a","status":502},{"provider":"b","status":200}],"empty":[],"after":"x"})") !=
+      std::string::npos);
+  // ts: 2026-11-25T10:04:05.123456Z, the same shape as the object-built lines
+  const auto ts = std::string(v.at("ts").as_string());
+  REQUIRE(ts.size() == 27);
+  CHECK(ts[4] == '-');
+  CHECK(ts[10] == 'T');
+  CHECK(ts[19] == '.');
+  CHECK(ts[26] == 'Z');
+
+  // The buffer is reused: a second line starts clean.
+  lg::Line(core::LogLevel::warn, "second").num("n", 1).write();
+  REQUIRE(g_captured.size() == 2);
+  CHECK(g_captured[1].find(R"(,"level":"warn","msg":"second","n":1}
+)") != std::string::npos);
+  CHECK(g_captured[1].find("request") == std::string::npos);
+
+  // Below the level: nothing.
+  lg::set_level(core::LogLevel::error);
+  lg::Line(core::LogLevel::info, "hidden").write();
+  lg::set_level(core::LogLevel::info);
+  CHECK(g_captured.size() == 2);
   lg::set_sink(nullptr);
 }
