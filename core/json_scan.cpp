@@ -88,28 +88,40 @@ void TopLevelMember::start_value(char c) noexcept {
 }
 
 void TopLevelMember::feed(std::string_view bytes) noexcept {
+  if (done_ || gave_up_) return;
+  constexpr std::size_t none = std::string_view::npos;
+  // The value is copied in spans, not byte by byte: `from` is where this piece's part of it
+  // begins (none: not capturing). Every exit appends what was scanned, within the bound.
+  std::size_t from = want_ == Value::capturing ? 0 : none;
+  const auto take = [&](std::size_t end) noexcept {
+    if (from == none) return true;
+    if (value_.size() + (end - from) > max_) {
+      gave_up_ = true;
+      return false;
+    }
+    value_.append(bytes.data() + from, end - from);
+    from = none;
+    return true;
+  };
+  const auto finish = [&](std::size_t end) noexcept {
+    if (take(end)) done_ = true;
+  };
   for (std::size_t i = 0; i < bytes.size(); ++i) {
-    if (done_ || gave_up_) return;
-    // Inside a string we neither match nor capture, only its end matters: jump to the next quote
-    // or backslash (memchr), as most of a completion's bytes are its content.
-    if (in_string_ && !in_key_ && !escape_ && want_ != Value::capturing) {
-      const char* from = bytes.data() + i;
+    // Inside a string we neither match nor look at structure, only its end matters: jump to the
+    // next quote or backslash (memchr), as most of a completion's bytes are its content.
+    if (in_string_ && !in_key_ && !escape_) {
+      const char* at = bytes.data() + i;
       const std::size_t left = bytes.size() - i;
-      const auto* quote = static_cast<const char*>(std::memchr(from, '"', left));
-      const std::size_t span = quote ? static_cast<std::size_t>(quote - from) : left;
-      const auto* backslash = static_cast<const char*>(std::memchr(from, '\\', span));
-      const std::size_t skip = backslash ? static_cast<std::size_t>(backslash - from) : span;
-      i += skip;
-      if (i == bytes.size()) return;
+      const auto* quote = static_cast<const char*>(std::memchr(at, '"', left));
+      const std::size_t span = quote ? static_cast<std::size_t>(quote - at) : left;
+      const auto* backslash = static_cast<const char*>(std::memchr(at, '\\', span));
+      i += backslash ? static_cast<std::size_t>(backslash - at) : span;
+      if (i == bytes.size()) break;
     }
     const char c = bytes[i];
-    if (want_ == Value::await_value && !is_ws(c)) start_value(c);
-    if (want_ == Value::capturing) {
-      if (value_.size() >= max_) {
-        gave_up_ = true;
-        return;
-      }
-      value_.push_back(c);
+    if (want_ == Value::await_value && !is_ws(c)) {
+      start_value(c);
+      from = i;
     }
     if (in_string_) {
       if (escape_) {
@@ -123,7 +135,7 @@ void TopLevelMember::feed(std::string_view bytes) noexcept {
           in_key_ = false;
           want_ = key_ok_ && key_len_ == key_.size() ? Value::await_colon : Value::none;
         } else if (want_ == Value::capturing && depth_ == value_depth_) {
-          done_ = true;  // a string value ended
+          return finish(i + 1);  // a string value ended
         }
       } else if (in_key_) {
         key_ok_ = key_ok_ && key_len_ < key_.size() && key_[key_len_] == c;
@@ -131,13 +143,9 @@ void TopLevelMember::feed(std::string_view bytes) noexcept {
       }
       continue;
     }
-    const bool scalar_ends = want_ == Value::capturing && scalar_ && depth_ == value_depth_ &&
-                             (c == ',' || c == '}' || c == ']' || is_ws(c));
-    if (scalar_ends) {
-      value_.pop_back();
-      done_ = true;
-      return;
-    }
+    if (want_ == Value::capturing && scalar_ && depth_ == value_depth_ &&
+        (c == ',' || c == '}' || c == ']' || is_ws(c)))
+      return finish(i);  // a number or literal ended, before this byte
     switch (c) {
       case '"':
         in_string_ = true;
@@ -156,7 +164,7 @@ void TopLevelMember::feed(std::string_view bytes) noexcept {
       case '}':
       case ']':
         --depth_;
-        if (want_ == Value::capturing && depth_ == value_depth_) done_ = true;
+        if (want_ == Value::capturing && depth_ == value_depth_) return finish(i + 1);
         break;
       case ',':
         if (depth_ == 1) expect_key_ = true;
@@ -168,6 +176,7 @@ void TopLevelMember::feed(std::string_view bytes) noexcept {
         break;
     }
   }
+  take(bytes.size());  // the value goes on in the next piece
 }
 
 Range locate_member(std::string_view s, std::string_view key) noexcept {

@@ -78,6 +78,17 @@ TEST_CASE("json scan: a top-level member's value is captured across reads, neste
   core::TopLevelMember bounded("usage", 8);
   bounded.feed(R"({"usage":{"prompt_tokens":7}})");
   CHECK_FALSE(bounded.found());
+  // The bound is the value's length: exactly max_value bytes fit, one more does not, split or not.
+  for (std::size_t step : {std::size_t(1), std::size_t(3), std::size_t(100)}) {
+    const std::string text = R"({"a":"x","usage":"abcdef","b":1})";  // the value is 8 bytes
+    core::TopLevelMember fits("usage", 8), over("usage", 7);
+    for (std::size_t i = 0; i < text.size(); i += step) {
+      fits.feed(std::string_view(text).substr(i, step));
+      over.feed(std::string_view(text).substr(i, step));
+    }
+    CHECK(fits.value() == "\"abcdef\"");
+    CHECK_FALSE(over.found());
+  }
   const auto r = core::locate_member(R"({"a":[1,{"b":2}], "stream_options" : {"include_usage":false}})",
                                      "stream_options");
   REQUIRE(r.found());
