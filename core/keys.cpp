@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 
 namespace core {
@@ -43,9 +44,16 @@ std::string generate_request_id() {
   std::memcpy(b.data() + 8, &lo, 8);
   b[6] = (b[6] & 0x0f) | 0x40;
   b[8] = (b[8] & 0x3f) | 0x80;
-  const std::string hex = hex_encode({reinterpret_cast<const char*>(b.data()), b.size()});
-  return hex.substr(0, 8) + '-' + hex.substr(8, 4) + '-' + hex.substr(12, 4) + '-' + hex.substr(16, 4) + '-' +
-         hex.substr(20);
+  // 8-4-4-4-12 hex digits, written in place: one allocation (the string itself), every request.
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string id(36, '-');
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    if (at == 8 || at == 13 || at == 18 || at == 23) ++at;
+    id[at++] = kDigits[b[i] >> 4];
+    id[at++] = kDigits[b[i] & 15];
+  }
+  return id;
 }
 
 std::string generate_user_key() {
@@ -81,7 +89,14 @@ std::string sha256_hex(std::string_view data) {
   // Fetched once: EVP_sha256() makes OpenSSL 3 look the algorithm up in its provider store on
   // every call (a lock and a hash lookup), and this runs for every authenticated request.
   static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  EVP_Digest(data.data(), data.size(), md, &len, sha256 ? sha256 : EVP_sha256(), nullptr);
+  // One context per thread, reused: EVP_Digest would allocate and free one per call.
+  thread_local const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                                                 &EVP_MD_CTX_free);
+  const EVP_MD* type = sha256 ? sha256 : EVP_sha256();
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), type, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), md, &len) != 1)
+    EVP_Digest(data.data(), data.size(), md, &len, type, nullptr);
   return hex_encode({reinterpret_cast<const char*>(md), len});
 }
 

@@ -15,7 +15,7 @@
 #include "core/sse.hpp"
 
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,9 +24,9 @@ namespace core {
 
 struct Usage {
   bool seen = false;
-  std::int64_t prompt_tokens = 0;      // input tokens (Anthropic / Responses input_tokens)
-  std::int64_t completion_tokens = 0;  // output tokens
-  std::int64_t cached_tokens = 0;      // cached input read (OpenAI cached_tokens, Anthropic cache_read)
+  std::int64_t prompt_tokens = 0;          // input tokens (Anthropic / Responses input_tokens)
+  std::int64_t completion_tokens = 0;      // output tokens
+  std::int64_t cached_tokens = 0;          // cached input read (OpenAI cached_tokens, Anthropic cache_read)
   std::int64_t cache_creation_tokens = 0;  // Anthropic cache writes
   std::int64_t total_tokens = 0;
   // Anthropic counts cached input apart from input_tokens; OpenAI's prompt_tokens includes it.
@@ -80,7 +80,9 @@ class UsageScanner {
   bool drop_;
   SseSplitter sse_;
   TopLevelMember body_usage_{"usage"};
-  std::deque<std::string> held_out_;  // completed events that were held, forwarded from here
+  // Completed events that were held, forwarded from here. A list: elements never move (forward
+  // got views of them) and an empty one allocates nothing, unlike a deque (two blocks up front).
+  std::list<std::string> held_out_;
   Usage usage_;
   std::string stream_error_;
 };

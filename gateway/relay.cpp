@@ -221,7 +221,9 @@ net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const Upstr
   const auto plan = h1::plan_relay(head, {.version_minor = client.version_minor,
                                           .keep_alive = client.keep_alive,
                                           .body_may_change = scanner && scanner->filtering()});
-  std::vector<h1::Field> extra(client.extra.begin(), client.extra.end());
+  std::vector<h1::Field> extra;
+  extra.reserve(client.extra.size() + 6);  // the fields below: one allocation
+  extra.assign(client.extra.begin(), client.extra.end());
   extra.push_back({"X-Request-Id", client.request_id});
   if (!r.upstream_request_id.empty()) extra.push_back({"X-Upstream-Request-Id", r.upstream_request_id});
   char latency[24];
@@ -238,7 +240,8 @@ net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const Upstr
                         client.own_rate_headers ? &core::forward_to_limited_client : &core::forward_to_client,
                         extra, client_head);
   const bool upstream_keep_alive = head.keep_alive;
-  in.consume(head_size);  // `head` points into `in`: not used past this line
+  in.consume(head_size);  // `head` points into `in`: its fields are not used past this line
+  std::vector<h1::Field>().swap(head.fields);  // a stream holds this frame for minutes
 
   // 3. Body: every upstream read goes out in one client write, the head with the first one.
   h1::BodyDecoder body(kUpstreamChunks);

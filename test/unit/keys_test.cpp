@@ -68,6 +68,8 @@ TEST_CASE("keys: request ids are UUID-shaped and distinct") {
   for (int i = 0; i < 10000; ++i) {
     auto id = core::generate_request_id();
     REQUIRE(core::is_uuid(id));
+    CHECK(id[14] == '4');  // version 4, RFC 4122 variant
+    CHECK(std::string_view("89ab").find(id[19]) != std::string_view::npos);
     seen.insert(std::move(id));
   }
   CHECK(seen.size() == 10000);
