@@ -28,11 +28,12 @@ int b64_value(char c) {
 }  // namespace
 
 std::string hex_encode(std::string_view bytes) {
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char b : bytes) {
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 15]);
+  std::string out(bytes.size() * 2, '\0');  // sized once, written in place (a key hash per request)
+  char* p = out.data();
+  for (const char ch : bytes) {
+    const auto b = static_cast<unsigned char>(ch);
+    *p++ = kHex[b >> 4];
+    *p++ = kHex[b & 15];
   }
   return out;
 }

@@ -2,14 +2,40 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 namespace core::json_write {
+
+namespace {
+
+// Whether any of the 8 bytes of w needs an escape: a control character (< 0x20), '"' or '\\'.
+// The classic "has a zero byte" bit trick (exact for the < test when no byte is >= 0x80, and
+// bytes >= 0x80 are masked out by ~w), applied to w, w ^ '"'... and w ^ '\\'...
+bool word_needs_escape(std::uint64_t w) noexcept {
+  constexpr std::uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+  const std::uint64_t below_space = (w - ones * 0x20) & ~w & highs;
+  const std::uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+  const std::uint64_t quote = (q - ones) & ~q & highs;
+  const std::uint64_t backslash = (b - ones) & ~b & highs;
+  return (below_space | quote | backslash) != 0;
+}
+
+}  // namespace
 
 void append_string(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
   std::size_t run = 0;  // bytes copied as they are, appended in one go
   for (std::size_t i = 0; i < s.size(); ++i) {
+    // Eight bytes at a time while none needs an escape (most text): a word test, not 8 branches.
+    while (i + 8 <= s.size()) {
+      std::uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      if (word_needs_escape(w)) break;
+      i += 8;
+    }
+    if (i == s.size()) break;
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x20 && c != '"' && c != '\\') continue;
     out.append(s.data() + run, i - run);
@@ -45,6 +71,23 @@ void append_string(std::string& out, std::string_view s) {
   }
   out.append(s.data() + run, s.size() - run);
   out.push_back('"');
+}
+
+void append_key(std::string& out, char lead, std::string_view key) {
+  char buf[80];
+  if (key.size() > sizeof buf - 4) {
+    if (lead != '\0') out.push_back(lead);
+    out.append("\"").append(key).append("\":");
+    return;
+  }
+  std::size_t n = 0;
+  if (lead != '\0') buf[n++] = lead;
+  buf[n++] = '"';
+  std::memcpy(buf + n, key.data(), key.size());
+  n += key.size();
+  buf[n++] = '"';
+  buf[n++] = ':';
+  out.append(buf, n);
 }
 
 void append_int(std::string& out, std::int64_t v) {

@@ -13,6 +13,10 @@ void append_string(std::string& out, std::string_view s);
 
 void append_int(std::string& out, std::int64_t v);
 
+// A member's start: `lead` (',' or '{'; '\0' for none), then "key": with the key as given (callers
+// pass names that need no escaping). One append: rows and lines write some 20 of these each.
+void append_key(std::string& out, char lead, std::string_view key);
+
 // A finite double in its shortest form that parses back to the same value; NaN and infinities
 // (which JSON cannot hold) become null.
 void append_double(std::string& out, double v);

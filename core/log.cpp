@@ -367,12 +367,13 @@ Line::~Line() {
 }
 
 void Line::key(std::string_view k) {
-  if (!first_in_nest_) text_.push_back(',');
+  const char lead = first_in_nest_ ? '\0' : ',';
   first_in_nest_ = false;
-  if (k.empty()) return;  // an array element
-  text_.push_back('"');
-  text_.append(k);
-  text_.append("\":");
+  if (k.empty()) {  // an array element
+    if (lead != '\0') text_.push_back(lead);
+    return;
+  }
+  json_write::append_key(text_, lead, k);
 }
 
 Line& Line::str(std::string_view k, std::string_view value) {

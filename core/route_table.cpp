@@ -37,11 +37,21 @@ Pattern compile(std::string_view pattern) {
     p.segments.emplace_back(pattern.substr(pos, next - pos));
     pos = next + 1;
   }
+  p.literal_prefix = "/";
+  for (std::size_t i = 0; i < p.segments.size(); ++i) {
+    if (is_capture(p.segments[i])) {
+      p.all_literal = false;
+      break;
+    }
+    p.literal_prefix += p.segments[i];
+    if (i + 1 < p.segments.size()) p.literal_prefix += '/';
+  }
   return p;
 }
 
 bool match(const Pattern& p, std::string_view path, PathParams& params) {
-  if (path.empty() || path.front() != '/') return false;
+  if (p.all_literal) return path == p.literal_prefix;
+  if (path.substr(0, p.literal_prefix.size()) != p.literal_prefix) return false;
   std::size_t pos = 1;
   for (std::size_t i = 0; i < p.segments.size(); ++i) {
     const std::string& seg = p.segments[i];

@@ -23,6 +23,10 @@ struct PathParams {
 namespace detail {
 struct Pattern {
   std::vector<std::string> segments;  // "{x}" capture, "{x*}" rest capture, else literal
+  // The literal start ("/v1/chat/completions", "/admin/keys/"): a path that does not begin with
+  // it cannot match, which one compare tells (a request is tried against every route before its own).
+  std::string literal_prefix;
+  bool all_literal = true;  // no captures: the path matches exactly when it equals literal_prefix
 };
 Pattern compile(std::string_view pattern);
 // Returns true and fills params when path matches.

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace gw {
 namespace {
 
@@ -58,6 +60,11 @@ void append_prometheus_labels(std::string& out,
     if (!first) out.push_back(',');
     first = false;
     out.append(k).append("=\"");
+    const auto plain = [](char c) { return c != '\\' && c != '"' && c != '\n'; };
+    if (std::all_of(v.begin(), v.end(), plain)) {  // names and status classes: always
+      out.append(v).push_back('"');
+      continue;
+    }
     for (char c : v) {
       if (c == '\\' || c == '"')
         out.push_back('\\'), out.push_back(c);

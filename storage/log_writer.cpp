@@ -132,7 +132,7 @@ struct RowWriter {
   bool first = true;
 
   void key(std::string_view name) {
-    out.append(first ? "{\"" : ",\"").append(name).append("\":");
+    json_write::append_key(out, first ? '{' : ',', name);
     first = false;
   }
   void text(std::string_view name, std::string_view v) {  // always written: request_id

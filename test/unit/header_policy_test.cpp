@@ -14,6 +14,11 @@ TEST_CASE("headers: upstream -> client keeps content type, rate limits and retry
   for (auto n : {"Content-Type", "openai-processing-ms", "x-ratelimit-remaining-requests", "Retry-After",
                  "anthropic-ratelimit-requests-remaining", "request-id"})
     CHECK(core::forward_to_client(n));
-  for (auto n : {"Connection", "Transfer-Encoding", "Set-Cookie", "Content-Length", "Server", "x-request-id"})
+  for (auto n :
+       {"Connection", "Transfer-Encoding", "Set-Cookie", "Content-Length", "Server", "x-request-id", "", "c",
+        "openai-model", "retry", "x-ratelimit", "anthropic-ratelimit", "Date", "ANTHROPIC-version"})
     CHECK_FALSE(core::forward_to_client(n));
+  for (auto n : {"CONTENT-TYPE", "OpenAI-Version", "openai-organization", "Retry-After-Ms", "Request-Id",
+                 "X-RateLimit-Limit-Tokens", "Anthropic-RateLimit-Tokens-Reset"})
+    CHECK(core::forward_to_client(n));
 }

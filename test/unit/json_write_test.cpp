@@ -49,6 +49,56 @@ TEST_CASE("json_write: strings are escaped as boost::json writes them") {
   }
 }
 
+TEST_CASE("json_write: an escape at any position of long runs is found (the 8-byte word test)") {
+  // A byte-at-a-time reference; bytes >= 0x80 (UTF-8, or not) are copied as they are.
+  const auto reference = [](std::string_view s) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out = "\"";
+    for (const char ch : s) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += ch;
+      } else if (c == '\n') {
+        out += "\\n";
+      } else if (c == '\r') {
+        out += "\\r";
+      } else if (c == '\t') {
+        out += "\\t";
+      } else if (c == '\b') {
+        out += "\\b";
+      } else if (c == '\f') {
+        out += "\\f";
+      } else if (c < 0x20) {
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 15];
+      } else {
+        out += ch;
+      }
+    }
+    return out + "\"";
+  };
+  const std::string specials("\"\\\n\x01\x1f\0", 6);
+  const std::string fillers("a \x7f\x80\xff\xc3\x21\x5d\x5b\x1f\x20", 11);
+  std::mt19937 rng(3);
+  for (std::size_t len = 0; len <= 40; ++len) {
+    for (std::size_t at = 0; at <= len; ++at) {
+      std::string s;
+      for (std::size_t k = 0; k < len; ++k) s += fillers[rng() % 9];  // no control bytes
+      if (at < len) s[at] = specials[rng() % specials.size()];
+      INFO(len << " " << at);
+      CHECK(str(s) == reference(s));
+    }
+  }
+  for (int i = 0; i < 3000; ++i) {  // any bytes at all
+    std::string s;
+    const int n = static_cast<int>(rng() % 48);
+    for (int k = 0; k < n; ++k) s.push_back(static_cast<char>(rng() % 256));
+    CHECK(str(s) == reference(s));
+  }
+}
+
 TEST_CASE("json_write: integers and doubles parse back to the same value") {
   std::string out;
   append_int(out, 0);
@@ -67,4 +117,20 @@ TEST_CASE("json_write: integers and doubles parse back to the same value") {
     INFO(v);
     CHECK(json::parse(dbl(v)).to_number<double>() == v);
   }
+}
+
+TEST_CASE("json_write: member keys, with and without a lead, short and long") {
+  std::string out;
+  append_key(out, '{', "a");
+  append_int(out, 1);
+  append_key(out, ',', "status");
+  append_int(out, 2);
+  const std::string long_key(100, 'k');
+  append_key(out, ',', long_key);
+  append_int(out, 3);
+  out.push_back('}');
+  CHECK(out == "{\"a\":1,\"status\":2,\"" + long_key + "\":3}");
+  std::string bare;
+  append_key(bare, '\0', "x");
+  CHECK(bare == "\"x\":");
 }
