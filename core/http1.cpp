@@ -66,22 +66,48 @@ int parse_version(std::string_view v) noexcept {
   return -2;
 }
 
-// Field lines up to (not including) the blank line; checks syntax and the count.
+// Bytes a field value may hold: VCHAR, obs-text (>= 0x80), SP and HTAB.
+constexpr std::array<bool, 256> make_value_char() {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x100; ++c) t[c] = c != 0x7f;
+  t['\t'] = true;
+  return t;
+}
+constexpr auto kValueChar = make_value_char();
+
+// Field lines up to (not including) the blank line; checks syntax and the count. One pass per
+// line: the name's token bytes up to the colon, then the value's bytes up to CRLF. A byte that is
+// neither ends the run and is judged there (a CR must start the CRLF; anything else is malformed),
+// which decides exactly what "split at CRLF, find the colon, check name and value" decided.
 HeadError parse_fields(std::string_view rest, const Limits& limits, std::vector<Field>& out) {
   out.clear();
-  std::string_view line;
-  while (next_line(rest, line)) {
-    if (line.empty()) return HeadError::none;              // the blank line ends the head
-    if (is_ows(line.front())) return HeadError::malformed;  // obs-fold
-    const auto colon = line.find(':');
-    if (colon == std::string_view::npos || colon == 0) return HeadError::malformed;
-    const std::string_view name = line.substr(0, colon);
-    const std::string_view value = trim_ows(line.substr(colon + 1));
-    if (!is_token(name) || !is_field_value(value)) return HeadError::malformed;
+  const char* p = rest.data();
+  const char* const end = p + rest.size();
+  for (;;) {
+    if (p == end) return HeadError::malformed;  // no blank line: not a whole head
+    if (*p == '\r') {
+      if (end - p >= 2 && p[1] == '\n') return HeadError::none;  // the blank line ends the head
+      return HeadError::malformed;
+    }
+    if (is_ows(*p)) return HeadError::malformed;  // obs-fold
+    const char* const name = p;
+    while (p != end && kTchar[static_cast<unsigned char>(*p)]) ++p;
+    if (p == end) return HeadError::malformed;  // no CRLF
+    if (*p != ':' || p == name) {
+      // Not a token up to a colon. The line is malformed whatever follows, unless it has no CRLF
+      // at all, which is malformed too: one answer.
+      return HeadError::malformed;
+    }
+    const std::string_view field_name(name, static_cast<std::size_t>(p - name));
+    ++p;  // the colon
+    const char* const value = p;
+    while (p != end && kValueChar[static_cast<unsigned char>(*p)]) ++p;
+    if (end - p < 2 || p[0] != '\r' || p[1] != '\n') return HeadError::malformed;  // a CTL, or no CRLF
+    const std::string_view field_value = trim_ows(std::string_view(value, static_cast<std::size_t>(p - value)));
+    p += 2;
     if (out.size() >= limits.max_fields) return HeadError::too_many_fields;
-    out.push_back({name, value});
+    out.push_back({field_name, field_value});
   }
-  return HeadError::malformed;  // no blank line: not a whole head
 }
 
 // Each element of a comma-separated list (empty elements skipped, as RFC 9110 5.6.1 allows).
