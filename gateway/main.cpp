@@ -236,7 +236,7 @@ int run(core::Config cfg) {
 
   for (auto& w : workers) w->start();
   log::info("listening", {{"addr", endpoint.address().to_string() + ":" + std::to_string(endpoint.port())},
-                          {"workers", cfg.workers}});
+                          {"workers", cfg.workers}, {"malloc", LLMGW_MALLOC_NAME}});
   for (std::size_t i = 1; i < workers.size(); ++i) workers[i]->run_in_thread();
   workers.front()->run();  // returns when nothing is left: sessions, background work, waits
   for (auto& w : workers) w->join();

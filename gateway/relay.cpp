@@ -22,10 +22,10 @@ namespace {
 using core::errc;
 namespace h1 = core::http1;
 
-// The head (and the start of the body) is read into 16 KiB; body reads then use 2 KiB while they
+// The head (and the start of the body) is read into 16 KiB; body reads then use 1 KiB while they
 // trickle (a held stream costs little: SSE events are a few hundred bytes) and grow back to 16 KiB
 // for bulk bodies (a read that fills the buffer doubles it).
-constexpr std::size_t kReadBufferFirst = 2 * 1024;
+constexpr std::size_t kReadBufferFirst = 1024;
 constexpr std::size_t kReadBuffer = 16 * 1024;
 constexpr h1::Limits kUpstreamHead{.max_head_bytes = 64 * 1024, .max_fields = 256};
 constexpr h1::ChunkLimits kUpstreamChunks{.max_line = 4096, .max_trailers = 16 * 1024};
@@ -241,7 +241,10 @@ net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const Upstr
                         extra, client_head);
   const bool upstream_keep_alive = head.keep_alive;
   in.consume(head_size);  // `head` points into `in`: its fields are not used past this line
-  std::vector<h1::Field>().swap(head.fields);  // a stream holds this frame for minutes
+  // A stream holds this frame for minutes: what only the head needed goes now (client_head once
+  // it is written).
+  std::vector<h1::Field>().swap(head.fields);
+  std::vector<h1::Field>().swap(extra);
 
   // 3. Body: every upstream read goes out in one client write, the head with the first one.
   h1::BodyDecoder body(kUpstreamChunks);
@@ -282,6 +285,7 @@ net::awaitable<RelayResult> relay_on(Stream& up, UpstreamConn& conn, const Upstr
         r.client_gone = true;
         co_return r;
       }
+      if (!head_sent) std::string().swap(client_head);
       head_sent = r.responded = true;
       if (with_data && r.first_body_at == Clock::time_point{}) r.first_body_at = Clock::now();
     }

@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake ninja-build ccache pkg-config libboost1.81-all-dev libboost-json1.81-dev
-          libboost-url1.81-dev libssl-dev libpqxx-dev libhiredis-dev libfmt-dev catch2 redis-server
+          libboost-url1.81-dev libssl-dev libpqxx-dev libhiredis-dev libfmt-dev libtcmalloc-minimal4 catch2 redis-server
           postgresql nginx wrk curl ca-certificates python3 clang libclang-rt-14-dev
           gnuplot-nox strace linux-perf valgrind)  # the last line: bench/ (plot, syscalls, profile, instructions)
 # kubectl renders deploy/k8s (kubectl kustomize) in the tests: Debian's, unless one is installed.
