@@ -3,6 +3,8 @@
 #include "core/ascii.hpp"
 
 #include <array>
+#include <cstdint>
+#include <cstring>
 
 namespace core::http1 {
 namespace {
@@ -75,6 +77,17 @@ constexpr std::array<bool, 256> make_value_char() {
 }
 constexpr auto kValueChar = make_value_char();
 
+// Whether all 8 bytes of w are value bytes other than HTAB: none below 0x20, none 0x7f. The "has a
+// byte below n" bit trick (exact as a yes/no: only a byte below n borrows; bytes >= 0x80 are masked
+// by ~w). A word with a HTAB fails and is judged byte by byte, like the word with the CR.
+constexpr bool plain_value_word(std::uint64_t w) noexcept {
+  constexpr std::uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+  const std::uint64_t below_space = (w - ones * 0x20) & ~w & highs;
+  const std::uint64_t d = w ^ (ones * 0x7f);
+  const std::uint64_t del = (d - ones) & ~d & highs;
+  return (below_space | del) == 0;
+}
+
 // Field lines up to (not including) the blank line; checks syntax and the count. One pass per
 // line: the name's token bytes up to the colon, then the value's bytes up to CRLF. A byte that is
 // neither ends the run and is judged there (a CR must start the CRLF; anything else is malformed),
@@ -101,6 +114,13 @@ HeadError parse_fields(std::string_view rest, const Limits& limits, std::vector<
     const std::string_view field_name(name, static_cast<std::size_t>(p - name));
     ++p;  // the colon
     const char* const value = p;
+    // Eight bytes at a time first (values are most of a head's bytes: tokens, dates, types).
+    while (end - p >= 8) {
+      std::uint64_t w;
+      std::memcpy(&w, p, 8);
+      if (!plain_value_word(w)) break;
+      p += 8;
+    }
     while (p != end && kValueChar[static_cast<unsigned char>(*p)]) ++p;
     if (end - p < 2 || p[0] != '\r' || p[1] != '\n') return HeadError::malformed;  // a CTL, or no CRLF
     const std::string_view field_value = trim_ows(std::string_view(value, static_cast<std::size_t>(p - value)));
