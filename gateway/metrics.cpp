@@ -3,25 +3,19 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 
 namespace gw {
 namespace {
 
-std::string_view status_class(unsigned status) {
-  switch (status / 100) {
-    case 1:
-      return "1xx";
-    case 2:
-      return "2xx";
-    case 3:
-      return "3xx";
-    case 4:
-      return status == 499 ? "client_gone" : "4xx";
-    case 5:
-      return "5xx";
-    default:
-      return "other";
-  }
+// Status classes, in the order of a route's cached request series.
+constexpr std::array<std::string_view, 7> kStatusClasses{"1xx", "2xx",         "3xx",  "4xx",
+                                                         "5xx", "client_gone", "other"};
+
+std::size_t status_class(unsigned status) {
+  if (status == 499) return 5;  // the client left before the answer
+  const unsigned hundreds = status / 100;
+  return hundreds >= 1 && hundreds <= 5 ? hundreds - 1 : 6;
 }
 
 void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
@@ -106,25 +100,53 @@ std::string_view Metrics::labels(Labels l) {
   return scratch_;
 }
 
-void Metrics::request(std::string_view api, std::string_view model, std::string_view provider,
-                      unsigned status, double seconds, std::optional<double> ttft_seconds) {
-  ++requests_.at(
-      labels({{"api", api}, {"model", model}, {"provider", provider}, {"status", status_class(status)}}));
-  const std::string_view mp = labels({{"api", api}, {"model", model}, {"provider", provider}});
-  duration_.at(mp).observe(seconds);
-  if (ttft_seconds) ttft_.at(mp).observe(*ttft_seconds);
+Metrics::RouteSeries& Metrics::route(std::string_view api, std::string_view model,
+                                     std::string_view provider) {
+  std::string& key = cache_.key;
+  key.clear();
+  for (const std::string_view part : {api, model, provider}) {
+    const auto n = static_cast<std::uint32_t>(part.size());
+    key.append(reinterpret_cast<const char*>(&n), sizeof n).append(part);
+  }
+  if (auto it = cache_.routes.find(key); it != cache_.routes.end()) return it->second;
+  if (cache_.routes.size() >= kMaxSeries) {
+    cache_.spill = RouteSeries{};
+    return cache_.spill;
+  }
+  return cache_.routes.emplace(key, RouteSeries{}).first->second;
 }
 
-void Metrics::usage(std::string_view model, std::string_view provider, const core::Usage& u,
-                    std::optional<double> cost) {
+void Metrics::request(std::string_view api, std::string_view model, std::string_view provider,
+                      unsigned status, double seconds, std::optional<double> ttft_seconds) {
+  RouteSeries& r = route(api, model, provider);
+  const std::size_t i = status_class(status);
+  if (!r.requests[i])
+    r.requests[i] = &requests_.at(
+        labels({{"api", api}, {"model", model}, {"provider", provider}, {"status", kStatusClasses[i]}}));
+  ++*r.requests[i];
+  if (!r.duration)
+    r.duration = &duration_.at(labels({{"api", api}, {"model", model}, {"provider", provider}}));
+  r.duration->observe(seconds);
+  if (!ttft_seconds) return;  // (a route's ttft series exists once a first byte was timed)
+  if (!r.ttft) r.ttft = &ttft_.at(labels({{"api", api}, {"model", model}, {"provider", provider}}));
+  r.ttft->observe(*ttft_seconds);
+}
+
+void Metrics::usage(std::string_view api, std::string_view model, std::string_view provider,
+                    const core::Usage& u, std::optional<double> cost) {
   if (!u.seen) return;
-  auto add = [&](std::string_view type, std::int64_t n) {
-    if (n > 0) tokens_.at(labels({{"model", model}, {"provider", provider}, {"type", type}})) += n;
-  };
-  add("prompt", u.prompt_tokens);
-  add("completion", u.completion_tokens);
-  add("cached", u.cached_tokens);
-  if (cost) cost_.at(labels({{"model", model}, {"provider", provider}})) += *cost;
+  RouteSeries& r = route(api, model, provider);
+  static constexpr std::array<std::string_view, 3> kTypes{"prompt", "completion", "cached"};
+  const std::array<std::int64_t, 3> counts{u.prompt_tokens, u.completion_tokens, u.cached_tokens};
+  for (std::size_t i = 0; i < kTypes.size(); ++i) {
+    if (counts[i] <= 0) continue;
+    if (!r.tokens[i])
+      r.tokens[i] = &tokens_.at(labels({{"model", model}, {"provider", provider}, {"type", kTypes[i]}}));
+    *r.tokens[i] += static_cast<std::uint64_t>(counts[i]);
+  }
+  if (!cost) return;
+  if (!r.cost) r.cost = &cost_.at(labels({{"model", model}, {"provider", provider}}));
+  *r.cost += *cost;
 }
 
 void Metrics::upstream_error(std::string_view provider, std::string_view reason, bool failover) {

@@ -6,6 +6,7 @@
 #include "core/histogram.hpp"
 #include "core/usage.hpp"
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -22,7 +23,8 @@ class Metrics {
   // health, metrics, other.
   void request(std::string_view api, std::string_view model, std::string_view provider, unsigned status,
                double seconds, std::optional<double> ttft_seconds);
-  void usage(std::string_view model, std::string_view provider, const core::Usage& u,
+  // What the request's upstream reported using (api: as for request()).
+  void usage(std::string_view api, std::string_view model, std::string_view provider, const core::Usage& u,
              std::optional<double> cost);
   // An attempt at a provider that did not give the client its answer: reason is connect, timeout,
   // protocol, status_429, status_5xx. failover: another route was tried after it.
@@ -47,6 +49,32 @@ class Metrics {
   // The label set rendered into scratch_ (reused: a request renders several). Valid until the next call.
   std::string_view labels(Labels l);
   std::string scratch_;
+
+  // The series a finished request of one (api, model, provider) writes: looked up (and their label
+  // sets rendered) on first use, then reached by pointer. Map nodes never move and series are
+  // never erased, so the pointers stay valid for this object's life.
+  struct RouteSeries {
+    std::array<std::uint64_t*, 7> requests{};  // by status class (kStatusClasses in metrics.cpp)
+    core::Histogram* duration = nullptr;
+    core::Histogram* ttft = nullptr;
+    std::array<std::uint64_t*, 3> tokens{};  // prompt, completion, cached
+    double* cost = nullptr;
+  };
+  // At most kMaxSeries routes; beyond, each request looks its series up anew (`spill`). A copy of
+  // the cache starts empty: its pointers lead into the object it was made for.
+  struct RouteCache {
+    std::map<std::string, RouteSeries, std::less<>> routes;  // length-prefixed api, model, provider
+    std::string key;
+    RouteSeries spill;
+    RouteCache() = default;
+    RouteCache(const RouteCache&) {}
+    RouteCache& operator=(const RouteCache&) {
+      routes.clear();
+      return *this;
+    }
+  };
+  RouteSeries& route(std::string_view api, std::string_view model, std::string_view provider);
+  RouteCache cache_;
   Family<std::uint64_t> requests_, tokens_, upstream_errors_, failovers_, auth_, limited_;
   Family<core::Histogram> duration_, ttft_;
   Family<double> cost_;

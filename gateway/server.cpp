@@ -262,9 +262,10 @@ void count_request(App& app, const Request& req, const Exchange& ex, Clock::time
   std::optional<double> ttft;
   if (ex.first_body_at != Clock::time_point{})
     ttft = std::chrono::duration<double>(ex.first_body_at - start).count();
-  app.metrics.request(api_of(req.path()), model, ex.provider, ex.status,
-                      std::chrono::duration<double>(end - start).count(), ttft);
-  if (ex.served) app.metrics.usage(model, ex.provider, ex.usage, ex.cost);
+  const std::string_view api = api_of(req.path());
+  app.metrics.request(api, model, ex.provider, ex.status, std::chrono::duration<double>(end - start).count(),
+                      ttft);
+  if (ex.served) app.metrics.usage(api, model, ex.provider, ex.usage, ex.cost);
 }
 
 std::int64_t micros_between(Clock::time_point from, Clock::time_point to) {
