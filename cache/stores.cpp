@@ -1,7 +1,7 @@
 #include "cache/stores.hpp"
 
-#include "core/keys.hpp"
 #include "core/cache_codec.hpp"
+#include "core/keys.hpp"
 
 namespace cache {
 namespace {
@@ -18,6 +18,34 @@ core::Status check(const core::Result<Reply>& r) {
 
 constexpr std::size_t kBatch = 1000;
 
+// KEYS: hash, its generation. ARGV: op ("set" field value | "del" field).
+// A committed change: written, and the generation raised, in one step.
+constexpr std::string_view kChange = R"lua(
+if ARGV[1] == 'set' then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) else redis.call('HDEL', KEYS[1], ARGV[2]) end
+redis.call('INCR', KEYS[2])
+return 1
+)lua";
+
+// KEYS: hash, its generation. ARGV: generation read before PostgreSQL, field, value.
+// A read repair: written only if nothing changed the hash since that generation was read.
+constexpr std::string_view kRepair = R"lua(
+if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+return 1
+)lua";
+
+// KEYS: temp hash (the snapshot, absent when empty), hash, its generation. ARGV: generation read
+// before the snapshot. The snapshot replaces the hash unless a change came in since.
+constexpr std::string_view kSwap = R"lua(
+if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('RENAME', KEYS[1], KEYS[2]) else redis.call('DEL', KEYS[2]) end
+redis.call('INCR', KEYS[3])
+return 1
+)lua";
+
 }  // namespace
 
 Stores::Stores(std::shared_ptr<RedisClient> redis, std::string prefix)
@@ -27,17 +55,48 @@ Stores::Stores(std::shared_ptr<RedisClient> redis, std::string prefix)
       warm_(prefix + "warm"),
       channel_(prefix + "invalidate"),
       legacy_keys_(prefix + "keys"),
-      responses_(prefix + "resp:") {}
+      responses_(prefix + "resp:"),
+      key_records_gen_(key_records_ + ":gen"),
+      routes_gen_(routes_ + ":gen") {}
+
+net::awaitable<core::Result<long long>> Stores::eval(std::vector<std::string> cmd) {
+  auto r = co_await redis_->command(std::move(cmd));
+  if (!r) co_return r.error();
+  if (r->type != Reply::Type::integer) co_return core::Error{errc::cache_unavailable};
+  co_return r->integer;
+}
+
+net::awaitable<core::Result<std::string>> Stores::generation(const std::string& gen_key) {
+  std::vector<std::string> cmd{"GET", gen_key};
+  auto r = co_await redis_->command(std::move(cmd));
+  if (!r) co_return r.error();
+  if (r->type == Reply::Type::nil) co_return std::string("0");
+  if (r->type != Reply::Type::string) co_return core::Error{errc::cache_unavailable};
+  co_return std::move(r->str);
+}
+
+net::awaitable<core::Result<std::string>> Stores::keys_generation() {
+  co_return co_await generation(key_records_gen_);
+}
+
+net::awaitable<core::Result<std::string>> Stores::routes_generation() {
+  co_return co_await generation(routes_gen_);
+}
 
 net::awaitable<core::Result<KeyLookup>> Stores::key_lookup(std::string hash) {
-  std::vector<std::vector<std::string>> cmds{{"HGET", key_records_, std::move(hash)}, {"EXISTS", warm_}};
+  std::vector<std::vector<std::string>> cmds{
+      {"HGET", key_records_, std::move(hash)}, {"EXISTS", warm_}, {"GET", key_records_gen_}};
   auto r = co_await redis_->pipeline(std::move(cmds));
   if (!r) co_return r.error();
   const Reply& record = (*r)[0];
   const Reply& warm = (*r)[1];
+  const Reply& gen = (*r)[2];
   if (warm.type != Reply::Type::integer) co_return core::Error{errc::cache_unavailable};
+  if (gen.type != Reply::Type::nil && gen.type != Reply::Type::string)
+    co_return core::Error{errc::cache_unavailable};
   KeyLookup out;
   out.warm = warm.integer == 1;
+  out.generation = gen.type == Reply::Type::nil ? std::string("0") : gen.str;
   if (record.type == Reply::Type::string) {
     out.record = core::decode_key_record(record.str);
     if (!out.record) co_return core::Error{errc::cache_unavailable};
@@ -48,13 +107,35 @@ net::awaitable<core::Result<KeyLookup>> Stores::key_lookup(std::string hash) {
 }
 
 net::awaitable<core::Status> Stores::put_key(std::string hash, const core::KeyRecord& record) {
-  std::vector<std::string> cmd{"HSET", key_records_, std::move(hash), core::encode_key_record(record)};
-  co_return check(co_await redis_->command(std::move(cmd)));
+  std::vector<std::string> cmd{
+      "EVAL",          std::string(kChange),           "2", key_records_, key_records_gen_, "set",
+      std::move(hash), core::encode_key_record(record)};
+  auto r = co_await eval(std::move(cmd));
+  if (!r) co_return r.error();
+  co_return core::ok();
 }
 
 net::awaitable<core::Status> Stores::remove_key(std::string hash) {
-  std::vector<std::string> cmd{"HDEL", key_records_, std::move(hash)};
-  co_return check(co_await redis_->command(std::move(cmd)));
+  std::vector<std::string> cmd{"EVAL", std::string(kChange), "2", key_records_, key_records_gen_,
+                               "del",  std::move(hash)};
+  auto r = co_await eval(std::move(cmd));
+  if (!r) co_return r.error();
+  co_return core::ok();
+}
+
+net::awaitable<core::Result<bool>> Stores::put_key_if(std::string hash, const core::KeyRecord& record,
+                                                      std::string generation) {
+  std::vector<std::string> cmd{"EVAL",
+                               std::string(kRepair),
+                               "2",
+                               key_records_,
+                               key_records_gen_,
+                               std::move(generation),
+                               std::move(hash),
+                               core::encode_key_record(record)};
+  auto r = co_await eval(std::move(cmd));
+  if (!r) co_return r.error();
+  co_return *r == 1;
 }
 
 net::awaitable<core::Status> Stores::mark_warm() {
@@ -68,24 +149,25 @@ net::awaitable<core::Status> Stores::mark_cold() {
   co_return check(co_await redis_->command(std::move(cmd)));
 }
 
-net::awaitable<core::Status> Stores::replace(const std::string& key,
-                                             std::vector<std::vector<std::string>> fill) {
+net::awaitable<core::Result<bool>> Stores::replace(const std::string& key, const std::string& gen_key,
+                                                   std::vector<std::vector<std::string>> fill,
+                                                   std::string generation) {
   // A unique temp name so two replicas warming up at once do not mix their builds.
   const std::string tmp = key + ":tmp:" + core::generate_uuid_v4();
   std::vector<std::vector<std::string>> cmds = std::move(fill);
   for (auto& c : cmds) c.insert(c.begin() + 1, tmp);
-  if (cmds.empty())
-    cmds.push_back({"DEL", key});
-  else
-    cmds.push_back({"RENAME", tmp, key});
+  cmds.push_back({"EVAL", std::string(kSwap), "3", tmp, key, gen_key, std::move(generation)});
   auto r = co_await redis_->pipeline(std::move(cmds));
   if (!r) co_return r.error();
   for (auto& reply : *r)
     if (reply.is_error()) co_return core::Error{errc::cache_unavailable};
-  co_return core::ok();
+  const Reply& swapped = r->back();
+  if (swapped.type != Reply::Type::integer) co_return core::Error{errc::cache_unavailable};
+  co_return swapped.integer == 1;
 }
 
-net::awaitable<core::Status> Stores::replace_keys(std::vector<std::pair<std::string, core::KeyRecord>> keys) {
+net::awaitable<core::Result<bool>> Stores::replace_keys(
+    std::vector<std::pair<std::string, core::KeyRecord>> keys, std::string generation) {
   std::vector<std::vector<std::string>> fill;
   for (std::size_t i = 0; i < keys.size(); i += kBatch) {
     std::vector<std::string> cmd{"HSET"};
@@ -95,18 +177,25 @@ net::awaitable<core::Status> Stores::replace_keys(std::vector<std::pair<std::str
     }
     fill.push_back(std::move(cmd));
   }
-  co_return co_await replace(key_records_, std::move(fill));
+  co_return co_await replace(key_records_, key_records_gen_, std::move(fill), std::move(generation));
 }
 
-net::awaitable<core::Result<std::optional<core::ModelRoutes>>> Stores::route(std::string model) {
-  std::vector<std::string> cmd{"HGET", routes_, std::move(model)};
-  auto r = co_await redis_->command(std::move(cmd));
+net::awaitable<core::Result<RouteLookup>> Stores::route(std::string model) {
+  std::vector<std::vector<std::string>> cmds{{"HGET", routes_, std::move(model)}, {"GET", routes_gen_}};
+  auto r = co_await redis_->pipeline(std::move(cmds));
   if (!r) co_return r.error();
-  if (r->type == Reply::Type::nil) co_return std::optional<core::ModelRoutes>{};
-  if (r->type != Reply::Type::string) co_return core::Error{errc::cache_unavailable};
-  auto routes = core::decode_routes(r->str);
-  if (!routes) co_return core::Error{errc::cache_unavailable};  // another version's format: ask PostgreSQL
-  co_return std::optional<core::ModelRoutes>{std::move(*routes)};
+  const Reply& found = (*r)[0];
+  const Reply& gen = (*r)[1];
+  if (gen.type != Reply::Type::nil && gen.type != Reply::Type::string)
+    co_return core::Error{errc::cache_unavailable};
+  RouteLookup out;
+  out.generation = gen.type == Reply::Type::nil ? std::string("0") : gen.str;
+  if (found.type == Reply::Type::nil) co_return out;
+  if (found.type != Reply::Type::string) co_return core::Error{errc::cache_unavailable};
+  out.routes = core::decode_routes(found.str);
+  if (!out.routes)
+    co_return core::Error{errc::cache_unavailable};  // another version's format: ask PostgreSQL
+  co_return out;
 }
 
 net::awaitable<core::Result<std::vector<core::ModelRoutes>>> Stores::all_routes() {
@@ -120,12 +209,16 @@ net::awaitable<core::Result<std::vector<core::ModelRoutes>>> Stores::all_routes(
   co_return out;
 }
 
-net::awaitable<core::Status> Stores::put_route(const core::ModelRoutes& m) {
-  std::vector<std::string> cmd{"HSET", routes_, m.model_name, core::encode_routes(m)};
-  co_return check(co_await redis_->command(std::move(cmd)));
+net::awaitable<core::Result<bool>> Stores::put_route_if(const core::ModelRoutes& m, std::string generation) {
+  std::vector<std::string> cmd{"EVAL",      std::string(kRepair),  "2",          routes_,
+                               routes_gen_, std::move(generation), m.model_name, core::encode_routes(m)};
+  auto r = co_await eval(std::move(cmd));
+  if (!r) co_return r.error();
+  co_return *r == 1;
 }
 
-net::awaitable<core::Status> Stores::replace_routes(std::vector<core::ModelRoutes> models) {
+net::awaitable<core::Result<bool>> Stores::replace_routes(std::vector<core::ModelRoutes> models,
+                                                          std::string generation) {
   std::vector<std::vector<std::string>> fill;
   for (std::size_t i = 0; i < models.size(); i += kBatch) {
     std::vector<std::string> cmd{"HSET"};
@@ -135,10 +228,11 @@ net::awaitable<core::Status> Stores::replace_routes(std::vector<core::ModelRoute
     }
     fill.push_back(std::move(cmd));
   }
-  co_return co_await replace(routes_, std::move(fill));
+  co_return co_await replace(routes_, routes_gen_, std::move(fill), std::move(generation));
 }
 
-net::awaitable<core::Status> Stores::put_response(std::string id, std::string where, std::chrono::seconds ttl) {
+net::awaitable<core::Status> Stores::put_response(std::string id, std::string where,
+                                                  std::chrono::seconds ttl) {
   std::vector<std::string> cmd{"SET", responses_ + id, std::move(where), "EX", std::to_string(ttl.count())};
   co_return check(co_await redis_->command(std::move(cmd)));
 }

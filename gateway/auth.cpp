@@ -62,7 +62,8 @@ net::awaitable<core::Result<KeyPtr>> authenticate(App& app, std::string_view tok
     co_return core::Error{errc::invalid_api_key};
   }
   app.metrics.auth("database");
-  if (cached) (void)co_await app.stores.put_key(hash, **found);  // Redis answered but lacked it
+  // Redis answered but lacked it: put back, unless a change (a revocation, say) came in meanwhile.
+  if (cached) (void)co_await app.stores.put_key_if(hash, **found, std::move(cached->generation));
   co_return remember(app, hash, std::move(**found));
 }
 

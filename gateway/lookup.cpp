@@ -11,8 +11,8 @@ using core::errc;
 net::awaitable<core::Result<ModelPtr>> find_model(App& app, const std::string& model) {
   if (const auto* hit = app.local.routes.find(model)) co_return *hit;
   auto cached = co_await app.stores.route(model);
-  if (cached && *cached) {
-    auto entry = make_model_entry(std::move(**cached));
+  if (cached && cached->routes) {
+    auto entry = make_model_entry(std::move(*cached->routes));
     app.local.routes.put(model, entry);
     co_return entry;
   }
@@ -22,7 +22,8 @@ net::awaitable<core::Result<ModelPtr>> find_model(App& app, const std::string& m
     app.local.routes.put(model, nullptr);
     co_return ModelPtr{};
   }
-  if (cached) (void)co_await app.stores.put_route(**stored);  // Redis answered but had lost it
+  // Redis answered but had lost it: put back, unless a change came in meanwhile (it may be older).
+  if (cached) (void)co_await app.stores.put_route_if(**stored, std::move(cached->generation));
   auto entry = make_model_entry(std::move(**stored));
   app.local.routes.put(model, entry);
   co_return entry;

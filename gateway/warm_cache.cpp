@@ -14,17 +14,26 @@ bool note_failure(const core::Status& s, std::string_view what) {
 }  // namespace
 
 net::awaitable<void> App::refresh_routes() {
-  auto all = co_await routes.all();
   change_local_caches([](LocalCaches& l) { l.routes.clear(); });
-  if (!all) {
-    note_failure(all.error(), "load_routes");
-    co_return;
+  // Another replica's change (or rebuild) landing between our read and our swap makes the swap
+  // refuse: read again. Losing three times in a row hands over to the rebuild loop.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto gen = co_await stores.routes_generation();
+    if (!gen) break;
+    auto all = co_await routes.all();
+    if (!all) {
+      note_failure(all.error(), "load_routes");
+      co_return;
+    }
+    auto swapped = co_await stores.replace_routes(std::move(*all), std::move(*gen));
+    if (!swapped) break;
+    if (*swapped) {
+      note_failure(co_await stores.publish("routes"), "publish");
+      co_return;
+    }
   }
-  if (note_failure(co_await stores.replace_routes(std::move(*all)), "replace_routes")) {
-    cache_write_failed("replace_routes");
-    co_return;
-  }
-  note_failure(co_await stores.publish("routes"), "publish");
+  core::log::warn("cache update failed", {{"op", "replace_routes"}});
+  cache_write_failed("replace_routes");
 }
 
 net::awaitable<void> App::key_changed(std::string hash) {
@@ -71,13 +80,28 @@ net::awaitable<void> App::warm_cache() {
     cache_write_failed(what);
     return true;
   };
+  // A swap refused because a change came in after the generation was read: the next attempt
+  // (a second later, Redis cold meanwhile) reads PostgreSQL again.
+  auto lost = [&](const core::Result<bool>& swapped, std::string_view what) {
+    if (failed(swapped ? core::ok() : core::Status(swapped.error()), what)) return true;
+    if (*swapped) return false;
+    core::log::info("a change came in while redis was rebuilt; rebuilding again", {{"op", what}});
+    cache_write_failed(what);
+    return true;
+  };
   if (failed(co_await stores.mark_cold(), "mark_cold")) co_return;
+  auto keys_gen = co_await stores.keys_generation();  // before the snapshot: see cache/stores.hpp
+  if (failed(keys_gen ? core::ok() : core::Status(keys_gen.error()), "load_keys")) co_return;
   auto records = co_await keys.active_records();
   if (failed(records ? core::ok() : core::Status(records.error()), "load_keys")) co_return;
-  if (failed(co_await stores.replace_keys(std::move(*records)), "replace_keys")) co_return;
+  if (lost(co_await stores.replace_keys(std::move(*records), std::move(*keys_gen)), "replace_keys"))
+    co_return;
+  auto routes_gen = co_await stores.routes_generation();
+  if (failed(routes_gen ? core::ok() : core::Status(routes_gen.error()), "load_routes")) co_return;
   auto all = co_await routes.all();
   if (failed(all ? core::ok() : core::Status(all.error()), "load_routes")) co_return;
-  if (failed(co_await stores.replace_routes(std::move(*all)), "replace_routes")) co_return;
+  if (lost(co_await stores.replace_routes(std::move(*all), std::move(*routes_gen)), "replace_routes"))
+    co_return;
   if (failed(co_await seed_budgets(), "seed_budgets")) co_return;
   if (failed(co_await stores.mark_warm(), "mark_warm")) co_return;
   note_failure(co_await stores.publish("routes"), "publish");
