@@ -4,6 +4,8 @@
 # TCP, wake-ups) is not counted: bench/run.sh measures that.
 #
 #   bash bench/instr/run.sh [BINARY]      (default build/gateway/llm-gateway)
+#   STREAM_CHUNKS=32 INSTR_N1=20 INSTR_N2=120 bash bench/instr/run.sh   streamed completions of 32
+#                                         events each: divide by 32 for the cost of relaying one
 #
 # Two runs of bench/instr/drive.mjs under valgrind --tool=callgrind, with N1 and N2 requests; the
 # difference divided by N2 - N1 is one request's cost, with start-up and shutdown cancelled out.
@@ -27,5 +29,5 @@ for n in "$n1" "$n2"; do
   INSTR_TAG=$n N=$n LLMGW_BIN="$work/gw" node "$here/drive.mjs" >"$work/drive-$n.log" 2>&1 \
     || { cat "$work/drive-$n.log" >&2; exit 1; }
 done
-echo "binary: $bin ($(sha256sum "$bin" | cut -c1-12)), requests: $n2 - $n1"
+echo "binary: $bin ($(sha256sum "$bin" | cut -c1-12)), requests: $n2 - $n1${STREAM_CHUNKS:+, each a stream of $STREAM_CHUNKS events (+ usage, [DONE])}"
 python3 "$here/cgdiff.py" "$(ls "$work"/cg."$n1".*)" "$(ls "$work"/cg."$n2".*)" $((n2 - n1)) "${INSTR_TOP:-30}"
