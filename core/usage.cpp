@@ -66,16 +66,18 @@ class ParsedObject {
   std::optional<json::object> object_;  // declared after arena_: destroyed before it
 };
 
-// The value after `"key"` in text starts with '{' (a cheap test before parsing).
-// Where `needle` first occurs in `text` at or after `from`, or npos. glibc's memmem is one hashed
+// Where `needle` (not empty) first occurs in `text` at or after `from`, or npos. glibc's memmem is one hashed
 // pass; string_view::find calls memchr at every occurrence of the needle's first byte, and a quoted
 // key starts with '"': about 50 calls for one streamed chunk.
 std::size_t find_text(std::string_view text, std::string_view needle, std::size_t from = 0) noexcept {
-  if (from > text.size()) return std::string_view::npos;
+  // (Also keeps an empty view's null data() away from memmem, whose arguments must not be null.)
+  if (from > text.size() || text.size() - from < needle.size() || needle.empty())
+    return std::string_view::npos;
   const void* at = ::memmem(text.data() + from, text.size() - from, needle.data(), needle.size());
   return at ? static_cast<std::size_t>(static_cast<const char*>(at) - text.data()) : std::string_view::npos;
 }
 
+// The value after `"key"` in text starts with '{' (a cheap test before parsing).
 bool member_is_object(std::string_view text, std::string_view quoted_key) {
   for (auto at = find_text(text, quoted_key); at != std::string_view::npos;
        at = find_text(text, quoted_key, at + 1)) {
