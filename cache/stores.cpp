@@ -18,6 +18,13 @@ core::Status check(const core::Result<Reply>& r) {
 
 constexpr std::size_t kBatch = 1000;
 
+// A GET of a generation: its value, "0" for a hash never written; nullopt for any other reply.
+std::optional<std::string> generation_of(Reply& r) {
+  if (r.type == Reply::Type::nil) return std::string("0");
+  if (r.type != Reply::Type::string) return std::nullopt;
+  return std::move(r.str);
+}
+
 // KEYS: hash, its generation. ARGV: op ("set" field value | "del" field).
 // A committed change: written, and the generation raised, in one step.
 constexpr std::string_view kChange = R"lua(
@@ -70,9 +77,9 @@ net::awaitable<core::Result<std::string>> Stores::generation(const std::string& 
   std::vector<std::string> cmd{"GET", gen_key};
   auto r = co_await redis_->command(std::move(cmd));
   if (!r) co_return r.error();
-  if (r->type == Reply::Type::nil) co_return std::string("0");
-  if (r->type != Reply::Type::string) co_return core::Error{errc::cache_unavailable};
-  co_return std::move(r->str);
+  auto gen = generation_of(*r);
+  if (!gen) co_return core::Error{errc::cache_unavailable};
+  co_return std::move(*gen);
 }
 
 net::awaitable<core::Result<std::string>> Stores::keys_generation() {
@@ -90,13 +97,11 @@ net::awaitable<core::Result<KeyLookup>> Stores::key_lookup(std::string hash) {
   if (!r) co_return r.error();
   const Reply& record = (*r)[0];
   const Reply& warm = (*r)[1];
-  const Reply& gen = (*r)[2];
-  if (warm.type != Reply::Type::integer) co_return core::Error{errc::cache_unavailable};
-  if (gen.type != Reply::Type::nil && gen.type != Reply::Type::string)
-    co_return core::Error{errc::cache_unavailable};
+  auto gen = generation_of((*r)[2]);
+  if (warm.type != Reply::Type::integer || !gen) co_return core::Error{errc::cache_unavailable};
   KeyLookup out;
   out.warm = warm.integer == 1;
-  out.generation = gen.type == Reply::Type::nil ? std::string("0") : gen.str;
+  out.generation = std::move(*gen);
   if (record.type == Reply::Type::string) {
     out.record = core::decode_key_record(record.str);
     if (!out.record) co_return core::Error{errc::cache_unavailable};
@@ -185,11 +190,10 @@ net::awaitable<core::Result<RouteLookup>> Stores::route(std::string model) {
   auto r = co_await redis_->pipeline(std::move(cmds));
   if (!r) co_return r.error();
   const Reply& found = (*r)[0];
-  const Reply& gen = (*r)[1];
-  if (gen.type != Reply::Type::nil && gen.type != Reply::Type::string)
-    co_return core::Error{errc::cache_unavailable};
+  auto gen = generation_of((*r)[1]);
+  if (!gen) co_return core::Error{errc::cache_unavailable};
   RouteLookup out;
-  out.generation = gen.type == Reply::Type::nil ? std::string("0") : gen.str;
+  out.generation = std::move(*gen);
   if (found.type == Reply::Type::nil) co_return out;
   if (found.type != Reply::Type::string) co_return core::Error{errc::cache_unavailable};
   out.routes = core::decode_routes(found.str);

@@ -27,14 +27,18 @@ int b64_value(char c) {
 
 }  // namespace
 
-std::string hex_encode(std::string_view bytes) {
-  std::string out(bytes.size() * 2, '\0');  // sized once, written in place (a key hash per request)
-  char* p = out.data();
+char* hex_encode_to(char* out, std::string_view bytes) noexcept {
   for (const char ch : bytes) {
     const auto b = static_cast<unsigned char>(ch);
-    *p++ = kHex[b >> 4];
-    *p++ = kHex[b & 15];
+    *out++ = kHex[b >> 4];
+    *out++ = kHex[b & 15];
   }
+  return out;
+}
+
+std::string hex_encode(std::string_view bytes) {
+  std::string out(bytes.size() * 2, '\0');  // sized once, written in place (a key hash per request)
+  hex_encode_to(out.data(), bytes);
   return out;
 }
 

@@ -1,6 +1,7 @@
 #include "core/http1.hpp"
 
 #include "core/ascii.hpp"
+#include "core/swar.hpp"
 
 #include <array>
 #include <cstdint>
@@ -77,15 +78,10 @@ constexpr std::array<bool, 256> make_value_char() {
 }
 constexpr auto kValueChar = make_value_char();
 
-// Whether all 8 bytes of w are value bytes other than HTAB: none below 0x20, none 0x7f. The "has a
-// byte below n" bit trick (exact as a yes/no: only a byte below n borrows; bytes >= 0x80 are masked
-// by ~w). A word with a HTAB fails and is judged byte by byte, like the word with the CR.
+// Whether all 8 bytes of w are value bytes other than HTAB: none below 0x20, none 0x7f. A word
+// with a HTAB fails and is judged byte by byte, like the word with the CR.
 constexpr bool plain_value_word(std::uint64_t w) noexcept {
-  constexpr std::uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-  const std::uint64_t below_space = (w - ones * 0x20) & ~w & highs;
-  const std::uint64_t d = w ^ (ones * 0x7f);
-  const std::uint64_t del = (d - ones) & ~d & highs;
-  return (below_space | del) == 0;
+  return !(swar::has_byte_below(w, 0x20) | swar::has_byte(w, 0x7f));  // | : no branches
 }
 
 // Field lines up to (not including) the blank line; checks syntax and the count. One pass per

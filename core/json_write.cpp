@@ -1,5 +1,7 @@
 #include "core/json_write.hpp"
 
+#include "core/swar.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -10,15 +12,8 @@ namespace core::json_write {
 namespace {
 
 // Whether any of the 8 bytes of w needs an escape: a control character (< 0x20), '"' or '\\'.
-// The classic "has a zero byte" bit trick (exact for the < test when no byte is >= 0x80, and
-// bytes >= 0x80 are masked out by ~w), applied to w, w ^ '"'... and w ^ '\\'...
 bool word_needs_escape(std::uint64_t w) noexcept {
-  constexpr std::uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-  const std::uint64_t below_space = (w - ones * 0x20) & ~w & highs;
-  const std::uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
-  const std::uint64_t quote = (q - ones) & ~q & highs;
-  const std::uint64_t backslash = (b - ones) & ~b & highs;
-  return (below_space | quote | backslash) != 0;
+  return swar::has_byte_below(w, 0x20) | swar::has_byte(w, '"') | swar::has_byte(w, '\\');  // no branches
 }
 
 }  // namespace

@@ -14,15 +14,32 @@
 
 namespace core {
 
+namespace {
+
+// 16 bytes as an RFC 4122 version 4 UUID (8-4-4-4-12 hex digits), written in place: one
+// allocation, the string itself (a request id is made for every request).
+std::string uuid_v4_text(std::array<unsigned char, 16> b) {
+  b[6] = (b[6] & 0x0f) | 0x40;  // version 4
+  b[8] = (b[8] & 0x3f) | 0x80;  // RFC 4122 variant
+  const std::string_view bytes(reinterpret_cast<const char*>(b.data()), b.size());
+  std::string id(36, '-');
+  char* p = id.data();
+  std::size_t from = 0;
+  for (const std::size_t n : {4, 2, 2, 2, 6}) {
+    if (from != 0) ++p;  // over the dash
+    p = hex_encode_to(p, bytes.substr(from, n));
+    from += n;
+  }
+  return id;
+}
+
+}  // namespace
+
 std::string generate_uuid_v4() {
   std::array<unsigned char, 16> b{};
   if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1)
     throw std::runtime_error("RAND_bytes failed");  // no entropy: not an expected failure
-  b[6] = (b[6] & 0x0f) | 0x40;                      // version 4
-  b[8] = (b[8] & 0x3f) | 0x80;                      // RFC 4122 variant
-  std::string hex = hex_encode({reinterpret_cast<const char*>(b.data()), b.size()});
-  return hex.substr(0, 8) + '-' + hex.substr(8, 4) + '-' + hex.substr(12, 4) + '-' + hex.substr(16, 4) + '-' +
-         hex.substr(20);
+  return uuid_v4_text(b);
 }
 
 std::string generate_request_id() {
@@ -42,18 +59,7 @@ std::string generate_request_id() {
   const std::uint64_t hi = next(), lo = next();
   std::memcpy(b.data(), &hi, 8);
   std::memcpy(b.data() + 8, &lo, 8);
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  // 8-4-4-4-12 hex digits, written in place: one allocation (the string itself), every request.
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string id(36, '-');
-  std::size_t at = 0;
-  for (std::size_t i = 0; i < b.size(); ++i) {
-    if (at == 8 || at == 13 || at == 18 || at == 23) ++at;
-    id[at++] = kDigits[b[i] >> 4];
-    id[at++] = kDigits[b[i] & 15];
-  }
-  return id;
+  return uuid_v4_text(b);
 }
 
 std::string generate_user_key() {

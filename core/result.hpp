@@ -69,4 +69,11 @@ inline Status ok() {
   return Unit{};
 }
 
+// A result's success or its error, without its value.
+template <class T>
+Status status_of(const Result<T>& r) {
+  if (r) return ok();
+  return r.error();
+}
+
 }  // namespace core

@@ -172,7 +172,7 @@ net::awaitable<Response> admin_delete_model(App& app, Exchange& ex) {
   TRY_OR_RESPOND(id, id_param(ex));
   auto removed = co_await app.models.remove(*id);
   if (removed) co_await app.refresh_routes();
-  co_return no_content(ex, removed ? core::ok() : core::Status(removed.error()));
+  co_return no_content(ex, core::status_of(removed));
 }
 
 // ---- user keys ----
@@ -236,7 +236,7 @@ net::awaitable<Response> admin_delete_key(App& app, Exchange& ex) {
   TRY_OR_RESPOND(id, id_param(ex));
   auto revoked = co_await app.keys.revoke(*id);
   if (revoked) co_await app.key_changed(*revoked);
-  co_return no_content(ex, revoked ? core::ok() : core::Status(revoked.error()));
+  co_return no_content(ex, core::status_of(revoked));
 }
 
 }  // namespace gw

@@ -118,7 +118,25 @@ Metrics::RouteSeries& Metrics::route(std::string_view api, std::string_view mode
 
 void Metrics::request(std::string_view api, std::string_view model, std::string_view provider,
                       unsigned status, double seconds, std::optional<double> ttft_seconds) {
+  count_request(route(api, model, provider), api, model, provider, status, seconds, ttft_seconds);
+}
+
+void Metrics::usage(std::string_view api, std::string_view model, std::string_view provider,
+                    const core::Usage& u, std::optional<double> cost) {
+  if (u.seen) count_usage(route(api, model, provider), model, provider, u, cost);
+}
+
+void Metrics::finished(std::string_view api, std::string_view model, std::string_view provider,
+                       unsigned status, double seconds, std::optional<double> ttft_seconds,
+                       const core::Usage* u, std::optional<double> cost) {
   RouteSeries& r = route(api, model, provider);
+  count_request(r, api, model, provider, status, seconds, ttft_seconds);
+  if (u && u->seen) count_usage(r, model, provider, *u, cost);
+}
+
+void Metrics::count_request(RouteSeries& r, std::string_view api, std::string_view model,
+                            std::string_view provider, unsigned status, double seconds,
+                            std::optional<double> ttft_seconds) {
   const std::size_t i = status_class(status);
   if (!r.requests[i])
     r.requests[i] = &requests_.at(
@@ -132,10 +150,8 @@ void Metrics::request(std::string_view api, std::string_view model, std::string_
   r.ttft->observe(*ttft_seconds);
 }
 
-void Metrics::usage(std::string_view api, std::string_view model, std::string_view provider,
-                    const core::Usage& u, std::optional<double> cost) {
-  if (!u.seen) return;
-  RouteSeries& r = route(api, model, provider);
+void Metrics::count_usage(RouteSeries& r, std::string_view model, std::string_view provider,
+                          const core::Usage& u, std::optional<double> cost) {
   static constexpr std::array<std::string_view, 3> kTypes{"prompt", "completion", "cached"};
   const std::array<std::int64_t, 3> counts{u.prompt_tokens, u.completion_tokens, u.cached_tokens};
   for (std::size_t i = 0; i < kTypes.size(); ++i) {

@@ -26,6 +26,11 @@ class Metrics {
   // What the request's upstream reported using (api: as for request()).
   void usage(std::string_view api, std::string_view model, std::string_view provider, const core::Usage& u,
              std::optional<double> cost);
+  // Both of the above for one finished request, with one lookup of the route's series (`u` null:
+  // no usage to count).
+  void finished(std::string_view api, std::string_view model, std::string_view provider, unsigned status,
+                double seconds, std::optional<double> ttft_seconds, const core::Usage* u,
+                std::optional<double> cost);
   // An attempt at a provider that did not give the client its answer: reason is connect, timeout,
   // protocol, status_429, status_5xx. failover: another route was tried after it.
   void upstream_error(std::string_view provider, std::string_view reason, bool failover);
@@ -74,6 +79,10 @@ class Metrics {
     }
   };
   RouteSeries& route(std::string_view api, std::string_view model, std::string_view provider);
+  void count_request(RouteSeries& r, std::string_view api, std::string_view model, std::string_view provider,
+                     unsigned status, double seconds, std::optional<double> ttft_seconds);
+  void count_usage(RouteSeries& r, std::string_view model, std::string_view provider, const core::Usage& u,
+                   std::optional<double> cost);
   RouteCache cache_;
   Family<std::uint64_t> requests_, tokens_, upstream_errors_, failovers_, auth_, limited_;
   Family<core::Histogram> duration_, ttft_;

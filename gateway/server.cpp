@@ -213,7 +213,8 @@ double ms_between(Clock::time_point from, Clock::time_point to) {
 }
 
 // A /v1 request of an authenticated key, for the request log (PostgreSQL, in batches).
-core::RequestLog log_row(const Exchange& ex, Clock::time_point start, std::string_view remote) {
+core::RequestLog log_row(const Exchange& ex, Clock::time_point start, Clock::time_point end,
+                         std::string_view remote) {
   core::RequestLog row;
   row.request_id = ex.request_id;
   row.upstream_request_id = ex.upstream_request_id;
@@ -229,8 +230,7 @@ core::RequestLog log_row(const Exchange& ex, Clock::time_point start, std::strin
   row.cache_creation_tokens = ex.usage.cache_creation_tokens;
   row.total_tokens = ex.usage.total_tokens;
   row.cost = ex.cost;
-  const auto now = Clock::now();
-  row.latency_ms = ms_between(start, now);
+  row.latency_ms = ms_between(start, end);
   if (ex.first_body_at != Clock::time_point{}) row.ttft_ms = ms_between(start, ex.first_body_at);
   row.is_stream = ex.stream;
   row.attempts = static_cast<int>(ex.attempts.size());
@@ -242,7 +242,9 @@ core::RequestLog log_row(const Exchange& ex, Clock::time_point start, std::strin
 
 // The API a path belongs to: a bounded label for metrics.
 std::string_view api_of(std::string_view path) {
-  auto under = [&](std::string_view p) { return path == p || path.rfind(std::string(p) + "/", 0) == 0; };
+  auto under = [&](std::string_view p) {  // p itself, or p/...
+    return path.starts_with(p) && (path.size() == p.size() || path[p.size()] == '/');
+  };
   if (path == "/v1/chat/completions") return "chat";
   if (path == "/v1/completions") return "completions";
   if (path == "/v1/embeddings") return "embeddings";
@@ -256,30 +258,30 @@ std::string_view api_of(std::string_view path) {
 }
 
 // Metrics of a finished request (labels: only a model that resolved to routes, never a raw name).
-void count_request(App& app, const Request& req, const Exchange& ex, Clock::time_point start) {
-  const auto end = Clock::now();
+void count_request(App& app, const Request& req, const Exchange& ex, Clock::time_point start,
+                   Clock::time_point end) {
   const std::string_view model = ex.served ? std::string_view(ex.model) : std::string_view{};
   std::optional<double> ttft;
   if (ex.first_body_at != Clock::time_point{})
     ttft = std::chrono::duration<double>(ex.first_body_at - start).count();
-  const std::string_view api = api_of(req.path());
-  app.metrics.request(api, model, ex.provider, ex.status, std::chrono::duration<double>(end - start).count(),
-                      ttft);
-  if (ex.served) app.metrics.usage(api, model, ex.provider, ex.usage, ex.cost);
+  const double seconds = std::chrono::duration<double>(end - start).count();
+  app.metrics.finished(api_of(req.path()), model, ex.provider, ex.status, seconds, ttft,
+                       ex.served ? &ex.usage : nullptr, ex.cost);
 }
 
 std::int64_t micros_between(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration_cast<std::chrono::microseconds>(to - from).count();
 }
 
-void log_request(const Request& req, const Exchange& ex, Clock::time_point start, std::string_view remote) {
+void log_request(const Request& req, const Exchange& ex, Clock::time_point start, Clock::time_point end,
+                 std::string_view remote) {
   if (!core::log::enabled(core::LogLevel::info)) return;
   // Written field by field into a reused per-thread buffer: no object, no allocation per request.
   core::log::Line line(core::LogLevel::info, "request");
   line.str("method", req.method())
       .str("path", req.path())
       .num("status", ex.status)
-      .millis("duration_ms", micros_between(start, Clock::now()))
+      .millis("duration_ms", micros_between(start, end))
       .str("request_id", ex.request_id)
       .str("remote", remote);
   if (!ex.model.empty()) line.str("model", ex.model);
@@ -389,8 +391,9 @@ net::awaitable<void> session(App& app, tcp::socket socket) {
       ex.status = early->status;
       const bool sent = co_await write_response(
           app, c, *early, req.version_minor(), ex.keep_alive && !app.closing(), ex.request_id, req.is_head());
-      log_request(req, ex, start, remote);
-      count_request(app, req, ex, start);
+      const auto end = Clock::now();
+      log_request(req, ex, start, end, remote);
+      count_request(app, req, ex, start, end);
       if (!sent) break;
       if (!ex.keep_alive) {
         co_await lingering_close(c);
@@ -416,7 +419,7 @@ net::awaitable<void> session(App& app, tcp::socket socket) {
         ex.keep_alive = false;
         const bool sent =
             co_await write_response(app, c, res, req.version_minor(), false, ex.request_id, false);
-        log_request(req, ex, start, remote);
+        log_request(req, ex, start, Clock::now(), remote);
         if (sent && got != BodyRead::timeout) co_await lingering_close(c);
         break;
       }
@@ -431,9 +434,10 @@ net::awaitable<void> session(App& app, tcp::socket socket) {
                                    req.is_head()))
         ex.keep_alive = false;
     }
-    log_request(req, ex, start, remote);
-    count_request(app, req, ex, start);
-    if (ex.key && app.shared.request_log) app.shared.request_log(log_row(ex, start, remote));
+    const auto end = Clock::now();  // one reading for the line, the metrics and the row
+    log_request(req, ex, start, end, remote);
+    count_request(app, req, ex, start, end);
+    if (ex.key && app.shared.request_log) app.shared.request_log(log_row(ex, start, end, remote));
     lease.release();
     req.release_body();
     c.in.shrink();

@@ -83,7 +83,7 @@ net::awaitable<void> App::warm_cache() {
   // A swap refused because a change came in after the generation was read: the next attempt
   // (a second later, Redis cold meanwhile) reads PostgreSQL again.
   auto lost = [&](const core::Result<bool>& swapped, std::string_view what) {
-    if (failed(swapped ? core::ok() : core::Status(swapped.error()), what)) return true;
+    if (failed(core::status_of(swapped), what)) return true;
     if (*swapped) return false;
     core::log::info("a change came in while redis was rebuilt; rebuilding again", {{"op", what}});
     cache_write_failed(what);
@@ -91,15 +91,15 @@ net::awaitable<void> App::warm_cache() {
   };
   if (failed(co_await stores.mark_cold(), "mark_cold")) co_return;
   auto keys_gen = co_await stores.keys_generation();  // before the snapshot: see cache/stores.hpp
-  if (failed(keys_gen ? core::ok() : core::Status(keys_gen.error()), "load_keys")) co_return;
+  if (failed(core::status_of(keys_gen), "load_keys")) co_return;
   auto records = co_await keys.active_records();
-  if (failed(records ? core::ok() : core::Status(records.error()), "load_keys")) co_return;
+  if (failed(core::status_of(records), "load_keys")) co_return;
   if (lost(co_await stores.replace_keys(std::move(*records), std::move(*keys_gen)), "replace_keys"))
     co_return;
   auto routes_gen = co_await stores.routes_generation();
-  if (failed(routes_gen ? core::ok() : core::Status(routes_gen.error()), "load_routes")) co_return;
+  if (failed(core::status_of(routes_gen), "load_routes")) co_return;
   auto all = co_await routes.all();
-  if (failed(all ? core::ok() : core::Status(all.error()), "load_routes")) co_return;
+  if (failed(core::status_of(all), "load_routes")) co_return;
   if (lost(co_await stores.replace_routes(std::move(*all), std::move(*routes_gen)), "replace_routes"))
     co_return;
   if (failed(co_await seed_budgets(), "seed_budgets")) co_return;
