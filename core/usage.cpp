@@ -1,21 +1,45 @@
 #include "core/usage.hpp"
 
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 namespace core {
 namespace {
 
 namespace json = boost::json;
 
-std::int64_t number(const json::object& o, std::string_view key) {
-  const auto* v = o.if_contains(key);
-  if (!v) return 0;
-  if (v->is_int64()) return v->as_int64();
-  if (v->is_uint64()) return static_cast<std::int64_t>(v->as_uint64());
-  if (v->is_double()) return static_cast<std::int64_t>(v->as_double());
+// A JSON number as a token count; a double out of range saturates instead of being undefined.
+std::int64_t count_of(double d) noexcept {
+  constexpr double kMax = 9223372036854775807.0;  // rounds up to 2^63
+  if (d >= kMax) return std::numeric_limits<std::int64_t>::max();
+  if (d <= -kMax) return std::numeric_limits<std::int64_t>::min();
+  return static_cast<std::int64_t>(d);
+}
+
+// What a usage object says, field by field, before the APIs' names are combined: filled from a
+// DOM (streams, whose events are parsed whole anyway) or by the SAX reader (bodies). A field
+// present with a value that is not a number counts 0, like an absent one, but is still present.
+struct UsageFields {
+  struct Count {
+    bool present = false;
+    std::int64_t value = 0;
+  };
+  struct Details {  // {prompt,input}_tokens_details: only when the value is an object
+    bool is_object = false;
+    std::int64_t cached = 0;
+  };
+  Count prompt, input, completion, output, total, cache_read, cache_creation;
+  Details prompt_details, input_details;
+};
+
+std::int64_t number(const json::value& v) {
+  if (v.is_int64()) return v.as_int64();
+  if (v.is_uint64()) return static_cast<std::int64_t>(v.as_uint64());
+  if (v.is_double()) return count_of(v.as_double());
   return 0;
 }
 
@@ -23,25 +47,215 @@ const json::object* object(const json::value* v) {
   return v && v->is_object() ? &v->as_object() : nullptr;
 }
 
+UsageFields fields_of(const json::object& u) {
+  UsageFields f;
+  const auto count = [&](std::string_view key, UsageFields::Count& c) {
+    if (const auto* v = u.if_contains(key)) c = {true, number(*v)};
+  };
+  const auto details = [&](std::string_view key, UsageFields::Details& d) {
+    if (const auto* o = object(u.if_contains(key))) {
+      const auto* cached = o->if_contains("cached_tokens");
+      d = {true, cached ? number(*cached) : 0};
+    }
+  };
+  count("prompt_tokens", f.prompt);
+  count("input_tokens", f.input);
+  count("completion_tokens", f.completion);
+  count("output_tokens", f.output);
+  count("total_tokens", f.total);
+  count("cache_read_input_tokens", f.cache_read);
+  count("cache_creation_input_tokens", f.cache_creation);
+  details("prompt_tokens_details", f.prompt_details);
+  details("input_tokens_details", f.input_details);
+  return f;
+}
+
 // Any of the three APIs' usage objects, by the field names each uses.
-void apply_usage(const json::object& u, bool anthropic, Usage& out) {
+void apply_usage(const UsageFields& f, bool anthropic, Usage& out) {
   out.seen = true;
   out.cached_in_prompt = !anthropic;
-  if (u.contains("prompt_tokens") || u.contains("input_tokens"))
-    out.prompt_tokens = std::max(number(u, "prompt_tokens"), number(u, "input_tokens"));
-  if (u.contains("completion_tokens") || u.contains("output_tokens"))
-    out.completion_tokens = std::max(number(u, "completion_tokens"), number(u, "output_tokens"));
-  if (const auto* d = object(u.if_contains("prompt_tokens_details")))
-    out.cached_tokens = number(*d, "cached_tokens");
-  if (const auto* d = object(u.if_contains("input_tokens_details")))
-    out.cached_tokens = number(*d, "cached_tokens");
-  if (u.contains("cache_read_input_tokens")) out.cached_tokens = number(u, "cache_read_input_tokens");
-  if (u.contains("cache_creation_input_tokens"))
-    out.cache_creation_tokens = number(u, "cache_creation_input_tokens");
-  const std::int64_t computed = out.prompt_tokens + out.completion_tokens +
-                                (anthropic ? out.cached_tokens + out.cache_creation_tokens : 0);
-  out.total_tokens = u.contains("total_tokens") && !anthropic ? number(u, "total_tokens") : computed;
+  if (f.prompt.present || f.input.present) out.prompt_tokens = std::max(f.prompt.value, f.input.value);
+  if (f.completion.present || f.output.present)
+    out.completion_tokens = std::max(f.completion.value, f.output.value);
+  if (f.prompt_details.is_object) out.cached_tokens = f.prompt_details.cached;
+  if (f.input_details.is_object) out.cached_tokens = f.input_details.cached;
+  if (f.cache_read.present) out.cached_tokens = f.cache_read.value;
+  if (f.cache_creation.present) out.cache_creation_tokens = f.cache_creation.value;
+  // Saturating: the counts are the provider's numbers, and absurd ones must not overflow.
+  const auto add = [](std::int64_t a, std::int64_t b) {
+    std::int64_t sum;
+    if (!__builtin_add_overflow(a, b, &sum)) return sum;
+    return b > 0 ? std::numeric_limits<std::int64_t>::max() : std::numeric_limits<std::int64_t>::min();
+  };
+  std::int64_t computed = add(out.prompt_tokens, out.completion_tokens);
+  if (anthropic) computed = add(add(computed, out.cached_tokens), out.cache_creation_tokens);
+  out.total_tokens = f.total.present && !anthropic ? f.total.value : computed;
 }
+
+void apply_usage(const json::object& u, bool anthropic, Usage& out) {
+  apply_usage(fields_of(u), anthropic, out);
+}
+
+// Reads UsageFields from the text of a usage object in one pass, building nothing: a body's usage
+// is read on every non-streamed request, and a DOM of it (9 nodes) cost 5k instructions. Sees
+// the same fields as fields_of() would on the parsed object: a duplicate key's last value wins,
+// only depth 1 and the details objects' own members count.
+struct UsageHandler {
+  static constexpr std::size_t max_object_size = std::size_t(-1);
+  static constexpr std::size_t max_array_size = std::size_t(-1);
+  static constexpr std::size_t max_key_size = std::size_t(-1);
+  static constexpr std::size_t max_string_size = std::size_t(-1);
+
+  enum class Key : unsigned char {
+    other,
+    prompt,
+    input,
+    completion,
+    output,
+    total,
+    cache_read,
+    cache_creation,
+    prompt_details,
+    input_details,
+    cached,
+  };
+
+  UsageFields fields;
+  int depth = 0;  // containers open
+  bool top_is_object = false;
+  Key key1 = Key::other;                       // the depth-1 member whose value comes next
+  Key key2 = Key::other;                       // the member inside it
+  UsageFields::Details* in_details = nullptr;  // the details object open at depth 2, if any
+  char key[32];
+  std::size_t key_len = 0;
+  bool key_overflow = false;
+
+  static Key key_of(std::string_view k) noexcept {
+    static constexpr std::pair<std::string_view, Key> kKeys[] = {
+        {"prompt_tokens", Key::prompt},
+        {"input_tokens", Key::input},
+        {"completion_tokens", Key::completion},
+        {"output_tokens", Key::output},
+        {"total_tokens", Key::total},
+        {"cache_read_input_tokens", Key::cache_read},
+        {"cache_creation_input_tokens", Key::cache_creation},
+        {"prompt_tokens_details", Key::prompt_details},
+        {"input_tokens_details", Key::input_details},
+        {"cached_tokens", Key::cached},
+    };
+    for (const auto& [name, id] : kKeys)
+      if (k == name) return id;
+    return Key::other;
+  }
+  UsageFields::Count* count_for(Key k) noexcept {
+    switch (k) {
+      case Key::prompt:
+        return &fields.prompt;
+      case Key::input:
+        return &fields.input;
+      case Key::completion:
+        return &fields.completion;
+      case Key::output:
+        return &fields.output;
+      case Key::total:
+        return &fields.total;
+      case Key::cache_read:
+        return &fields.cache_read;
+      case Key::cache_creation:
+        return &fields.cache_creation;
+      default:
+        return nullptr;
+    }
+  }
+  UsageFields::Details* details_for(Key k) noexcept {
+    if (k == Key::prompt_details) return &fields.prompt_details;
+    if (k == Key::input_details) return &fields.input_details;
+    return nullptr;
+  }
+
+  // A value starts (a number gives its count; anything else counts 0); `object` opens one.
+  void value(std::int64_t n, bool is_object = false) noexcept {
+    if (depth == 1) {
+      if (auto* c = count_for(key1)) *c = {true, n};
+      if (auto* d = details_for(key1)) *d = {is_object, 0};
+    } else if (depth == 2 && in_details && key2 == Key::cached) {
+      in_details->cached = n;
+    }
+  }
+  void append_key(json::string_view s) noexcept {
+    if (key_overflow || key_len + s.size() > sizeof key) {
+      key_overflow = true;
+      return;
+    }
+    std::memcpy(key + key_len, s.data(), s.size());
+    key_len += s.size();
+  }
+
+  bool on_document_begin(json::error_code&) { return true; }
+  bool on_document_end(json::error_code&) { return true; }
+  bool on_object_begin(json::error_code&) {
+    if (depth == 0) top_is_object = true;
+    value(0, true);
+    if (depth == 1) in_details = details_for(key1);
+    ++depth;
+    return true;
+  }
+  bool on_object_end(std::size_t, json::error_code&) {
+    if (--depth == 1) in_details = nullptr;
+    return true;
+  }
+  bool on_array_begin(json::error_code&) {
+    value(0);
+    ++depth;
+    return true;
+  }
+  bool on_array_end(std::size_t, json::error_code&) {
+    --depth;
+    return true;
+  }
+  bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
+    if (depth <= 2) append_key(s);
+    return true;
+  }
+  bool on_key(json::string_view s, std::size_t, json::error_code&) {
+    if (depth <= 2) {
+      append_key(s);
+      const Key k = key_overflow ? Key::other : key_of(std::string_view(key, key_len));
+      (depth == 1 ? key1 : key2) = k;
+      key_len = 0;
+      key_overflow = false;
+    }
+    return true;
+  }
+  bool on_string_part(json::string_view, std::size_t, json::error_code&) { return true; }
+  bool on_string(json::string_view, std::size_t, json::error_code&) {
+    value(0);
+    return true;
+  }
+  bool on_number_part(json::string_view, json::error_code&) { return true; }
+  bool on_int64(std::int64_t n, json::string_view, json::error_code&) {
+    value(n);
+    return true;
+  }
+  bool on_uint64(std::uint64_t n, json::string_view, json::error_code&) {
+    value(static_cast<std::int64_t>(n));
+    return true;
+  }
+  bool on_double(double d, json::string_view, json::error_code&) {
+    value(count_of(d));
+    return true;
+  }
+  bool on_bool(bool, json::error_code&) {
+    value(0);
+    return true;
+  }
+  bool on_null(json::error_code&) {
+    value(0);
+    return true;
+  }
+  bool on_comment_part(json::string_view, json::error_code&) { return true; }
+  bool on_comment(json::string_view, json::error_code&) { return true; }
+};
 
 // A parsed JSON object whose nodes live in a buffer inside this (on the caller's stack), spilling
 // to the heap only for large documents: usage is read from every response, and a heap allocation
@@ -127,9 +341,37 @@ std::optional<double> cost_usd(const Usage& u, const Pricing& p) noexcept {
 UsageScanner::UsageScanner(UsageFormat format, bool drop_usage_chunk) noexcept
     : format_(format), drop_(drop_usage_chunk && format == UsageFormat::openai_stream) {}
 
+namespace {
+std::optional<UsageFields> scan_usage_object(std::string_view text) {
+  json::basic_parser<UsageHandler> parser{json::parse_options{}};
+  json::error_code ec;
+  const std::size_t n = parser.write_some(false, text.data(), text.size(), ec);
+  if (ec || n != text.size() || !parser.handler().top_is_object) return std::nullopt;
+  return parser.handler().fields;
+}
+}  // namespace
+
+std::optional<Usage> read_usage_object(std::string_view text, bool anthropic) {
+  const auto fields = scan_usage_object(text);
+  if (!fields) return std::nullopt;
+  Usage u;
+  apply_usage(*fields, anthropic, u);
+  return u;
+}
+
+namespace detail {
+std::optional<Usage> read_usage_object_dom(std::string_view text, bool anthropic) {
+  const ParsedObject o(text);
+  if (!o) return std::nullopt;
+  Usage u;
+  apply_usage(*o, anthropic, u);
+  return u;
+}
+}  // namespace detail
+
 void UsageScanner::read_usage(std::string_view usage_json) {
-  const ParsedObject o(usage_json);
-  if (o) apply_usage(*o, format_ == UsageFormat::anthropic_body, usage_);
+  if (const auto fields = scan_usage_object(usage_json))
+    apply_usage(*fields, format_ == UsageFormat::anthropic_body, usage_);
 }
 
 void UsageScanner::read_openai_chunk(std::string_view data) {

@@ -50,6 +50,15 @@ UsageFormat usage_format(std::string_view path, bool event_stream) noexcept;
 // at cached_input when known, else at the input price; Anthropic cache writes at the input price.
 std::optional<double> cost_usd(const Usage& u, const Pricing& p) noexcept;
 
+// The counts in the text of one usage object (any API's names), read in one pass without a DOM;
+// nullopt when the text is not a JSON object.
+std::optional<Usage> read_usage_object(std::string_view json_text, bool anthropic);
+namespace detail {
+// The same through a parsed DOM, as the stream events are read: the reference read_usage_object
+// is tested against.
+std::optional<Usage> read_usage_object_dom(std::string_view json_text, bool anthropic);
+}  // namespace detail
+
 class UsageScanner {
  public:
   UsageScanner(UsageFormat format, bool drop_usage_chunk) noexcept;

@@ -2,6 +2,8 @@
 #include "properties.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  fuzz::usage_stream({reinterpret_cast<const char*>(data), size});
+  const std::string_view in(reinterpret_cast<const char*>(data), size);
+  fuzz::usage_stream(in);
+  fuzz::usage_object(in);
   return 0;
 }

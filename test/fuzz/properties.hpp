@@ -143,4 +143,19 @@ inline void usage_stream(std::string_view in) {
   }
 }
 
+inline bool same_usage(const std::optional<core::Usage>& a, const std::optional<core::Usage>& b) {
+  if (a.has_value() != b.has_value()) return false;
+  return !a || (a->seen == b->seen && a->prompt_tokens == b->prompt_tokens &&
+                a->completion_tokens == b->completion_tokens && a->cached_tokens == b->cached_tokens &&
+                a->cache_creation_tokens == b->cache_creation_tokens && a->total_tokens == b->total_tokens &&
+                a->cached_in_prompt == b->cached_in_prompt);
+}
+
+// A usage object read in one pass (bodies) says what the parsed DOM (stream events) says.
+inline void usage_object(std::string_view in) {
+  for (bool anthropic : {false, true})
+    require(same_usage(core::read_usage_object(in, anthropic),
+                       core::detail::read_usage_object_dom(in, anthropic)));
+}
+
 }  // namespace fuzz

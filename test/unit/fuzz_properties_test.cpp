@@ -62,6 +62,7 @@ TEST_CASE("fuzz properties hold for random mutations of the seeds") {
     fuzz::chunked_body(s);
     fuzz::inference_body(s);
     fuzz::usage_stream(s);
+    fuzz::usage_object(s);
   }
   for (int i = 0; i < 20000; ++i) {
     const std::string input = mutate(pool, rng);
@@ -69,6 +70,7 @@ TEST_CASE("fuzz properties hold for random mutations of the seeds") {
     fuzz::chunked_body(input);
     fuzz::inference_body(input);
     if (i % 4 == 0) fuzz::usage_stream(input);
+    fuzz::usage_object(input);
   }
   SUCCEED();
 }

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -297,4 +298,109 @@ TEST_CASE("usage: the request is made to ask for usage, in place, never with a d
     CHECK(out == c.expected);
     CHECK(core::inspect_inference_body(out));
   }
+}
+
+namespace {
+
+// A random usage-like JSON value: the keys the APIs use (some written with escapes), others,
+// duplicates, and values of every type, nested up to `depth`.
+std::string random_usage_value(std::mt19937& rng, int depth) {
+  static const std::vector<std::string> keys = {"prompt_tokens",
+                                                "input_tokens",
+                                                "completion_tokens",
+                                                "output_tokens",
+                                                "total_tokens",
+                                                "cache_read_input_tokens",
+                                                "cache_creation_input_tokens",
+                                                "prompt_tokens_details",
+                                                "input_tokens_details",
+                                                "cached_tokens",
+                                                "prompt\\u005ftokens",
+                                                "cached\\u005Ftokens",
+                                                "other",
+                                                "a_key_longer_than_thirty_two_bytes_in_all"};
+  static const std::vector<std::string> scalars = {"0",
+                                                   "7",
+                                                   "-3",
+                                                   "2.5",
+                                                   "1e3",
+                                                   "1e300",
+                                                   "-1e300",
+                                                   "18446744073709551615",
+                                                   "9223372036854775807",
+                                                   "\"12\"",
+                                                   "null",
+                                                   "true",
+                                                   "false",
+                                                   "[]",
+                                                   "[1,{\"cached_tokens\":9}]"};
+  if (depth == 0 || rng() % 3 == 0) return scalars[rng() % scalars.size()];
+  std::string o = "{";
+  const int members = static_cast<int>(rng() % 6);
+  for (int m = 0; m < members; ++m) {
+    if (m) o += rng() % 2 ? "," : " , ";
+    o += "\"" + keys[rng() % keys.size()] + "\":" + random_usage_value(rng, depth - 1);
+  }
+  return o + "}";
+}
+
+}  // namespace
+
+TEST_CASE("usage object: the one-pass reader sees what the parsed DOM sees") {
+  // Bodies are read by a SAX pass, stream events through a DOM: both must count alike, duplicates
+  // (the last wins), nesting (only depth 1 and the details objects count) and odd values included.
+  std::mt19937 rng(20261125);
+  int objects = 0;
+  for (int round = 0; round < 20000; ++round) {
+    std::string text = "{";
+    const int members = static_cast<int>(rng() % 8);
+    for (int m = 0; m < members; ++m) {
+      if (m) text += ",";
+      text += "\"" + std::string(rng() % 4 ? "prompt_tokens_details" : "total_tokens") + "\":";
+      text += random_usage_value(rng, 3);
+    }
+    text += "}";
+    // Half the rounds use a random top-level object instead; a few are cut short (not JSON).
+    if (round % 2) text = random_usage_value(rng, 4);
+    if (round % 17 == 0 && !text.empty()) text.resize(rng() % text.size());
+    INFO(text);
+    for (bool anthropic : {false, true}) {
+      const auto fast = core::read_usage_object(text, anthropic);
+      const auto dom = core::detail::read_usage_object_dom(text, anthropic);
+      REQUIRE(fast.has_value() == dom.has_value());
+      if (!fast) continue;
+      ++objects;
+      CHECK(fast->prompt_tokens == dom->prompt_tokens);
+      CHECK(fast->completion_tokens == dom->completion_tokens);
+      CHECK(fast->cached_tokens == dom->cached_tokens);
+      CHECK(fast->cache_creation_tokens == dom->cache_creation_tokens);
+      CHECK(fast->total_tokens == dom->total_tokens);
+      CHECK(fast->cached_in_prompt == dom->cached_in_prompt);
+    }
+  }
+  CHECK(objects > 10000);
+}
+
+TEST_CASE("usage object: fields by name, duplicates, details and numbers out of range") {
+  const auto u = core::read_usage_object(
+      R"({"prompt_tokens":5,"prompt_tokens":12,"completion_tokens":3.9,"prompt_tokens_details":{"cached_tokens":4},)"
+      R"("other":{"prompt_tokens":99},"total_tokens":"x"})",
+      false);
+  REQUIRE(u);
+  CHECK(u->prompt_tokens == 12);  // the last duplicate
+  CHECK(u->completion_tokens == 3);
+  CHECK(u->cached_tokens == 4);
+  CHECK(u->total_tokens == 0);  // present but not a number
+  // Out of range: saturated, and so is the total (no overflow).
+  const auto big = core::read_usage_object(
+      R"({"input_tokens":1e300,"output_tokens":9223372036854775807,"cache_creation_input_tokens":-1e300})",
+      true);
+  REQUIRE(big);
+  CHECK(big->prompt_tokens == std::numeric_limits<std::int64_t>::max());
+  CHECK(big->cache_creation_tokens == std::numeric_limits<std::int64_t>::min());
+  CHECK(big->total_tokens == -1);  // max + max saturates at max, and max + min is -1
+
+  CHECK_FALSE(core::read_usage_object(R"({"prompt_tokens":1)", false));
+  CHECK_FALSE(core::read_usage_object(R"([1])", false));
+  CHECK_FALSE(core::read_usage_object(R"({"prompt_tokens":1} x)", false));
 }
