@@ -16,7 +16,77 @@ bool word_needs_escape(std::uint64_t w) noexcept {
   return swar::has_byte_below(w, 0x20) | swar::has_byte(w, '"') | swar::has_byte(w, '\\');  // no branches
 }
 
+// Whether any byte of s needs an escape.
+bool needs_escape(std::string_view s) noexcept {
+  std::size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    if (word_needs_escape(w)) return true;
+  }
+  for (; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == '"' || c == '\\') return true;
+  }
+  return false;
+}
+
+// Builds a member in a stack buffer, appended once.
+class MemberBuffer {
+ public:
+  static constexpr std::size_t kSize = 256;
+  // Room for lead, "key": and `value_max` more bytes?
+  static bool fits(std::string_view key, std::size_t value_max) noexcept {
+    return key.size() + value_max + 4 <= kSize;
+  }
+  MemberBuffer(char lead, std::string_view key) noexcept {
+    if (lead != '\0') buf_[n_++] = lead;
+    buf_[n_++] = '"';
+    put(key);
+    buf_[n_++] = '"';
+    buf_[n_++] = ':';
+  }
+  void put(char c) noexcept { buf_[n_++] = c; }
+  void put(std::string_view s) noexcept {
+    std::memcpy(buf_ + n_, s.data(), s.size());
+    n_ += s.size();
+  }
+  char* cursor() noexcept { return buf_ + n_; }
+  char* limit() noexcept { return buf_ + kSize; }
+  void advance_to(char* p) noexcept { n_ = static_cast<std::size_t>(p - buf_); }
+  void append_to(std::string& out) const { out.append(buf_, n_); }
+
+ private:
+  char buf_[kSize];
+  std::size_t n_ = 0;
+};
+
 }  // namespace
+
+void append_member(std::string& out, char lead, std::string_view key, std::string_view value) {
+  if (!MemberBuffer::fits(key, value.size() + 2) || needs_escape(value)) {
+    append_key(out, lead, key);
+    append_string(out, value);
+    return;
+  }
+  MemberBuffer m(lead, key);
+  m.put('"');
+  m.put(value);
+  m.put('"');
+  m.append_to(out);
+}
+
+void append_member(std::string& out, char lead, std::string_view key, std::int64_t value) {
+  constexpr std::size_t kMaxDigits = 20;  // "-9223372036854775808"
+  if (!MemberBuffer::fits(key, kMaxDigits)) {
+    append_key(out, lead, key);
+    append_int(out, value);
+    return;
+  }
+  MemberBuffer m(lead, key);
+  m.advance_to(std::to_chars(m.cursor(), m.limit(), value).ptr);
+  m.append_to(out);
+}
 
 void append_string(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";

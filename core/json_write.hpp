@@ -17,6 +17,12 @@ void append_int(std::string& out, std::int64_t v);
 // pass names that need no escaping). One append: rows and lines write some 20 of these each.
 void append_key(std::string& out, char lead, std::string_view key);
 
+// A whole member, `lead"key":"value"` / `lead"key":123`, as append_key then append_string /
+// append_int would write it, but in one append when it fits a small buffer and the value needs no
+// escape (almost always): a log line or row is some 20 members, and each append is a call.
+void append_member(std::string& out, char lead, std::string_view key, std::string_view value);
+void append_member(std::string& out, char lead, std::string_view key, std::int64_t value);
+
 // A finite double in its shortest form that parses back to the same value; NaN and infinities
 // (which JSON cannot hold) become null.
 void append_double(std::string& out, double v);

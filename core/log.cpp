@@ -366,25 +366,38 @@ Line::~Line() {
   }
 }
 
-void Line::key(std::string_view k) {
+char Line::lead() {
   const char lead = first_in_nest_ ? '\0' : ',';
   first_in_nest_ = false;
+  return lead;
+}
+
+void Line::key(std::string_view k) {
+  const char l = lead();
   if (k.empty()) {  // an array element
-    if (lead != '\0') text_.push_back(lead);
+    if (l != '\0') text_.push_back(l);
     return;
   }
-  json_write::append_key(text_, lead, k);
+  json_write::append_key(text_, l, k);
 }
 
 Line& Line::str(std::string_view k, std::string_view value) {
-  key(k);
-  json_write::append_string(text_, value);
+  if (k.empty()) {
+    key(k);
+    json_write::append_string(text_, value);
+  } else {
+    json_write::append_member(text_, lead(), k, value);
+  }
   return *this;
 }
 
 Line& Line::num(std::string_view k, std::int64_t value) {
-  key(k);
-  json_write::append_int(text_, value);
+  if (k.empty()) {
+    key(k);
+    json_write::append_int(text_, value);
+  } else {
+    json_write::append_member(text_, lead(), k, value);
+  }
   return *this;
 }
 

@@ -70,6 +70,7 @@ class Line {
   void write();
 
  private:
+  char lead();  // ',' before a member, none first in a nest
   void key(std::string_view k);
   LogLevel level_;
   std::string text_;

@@ -131,17 +131,18 @@ struct RowWriter {
   std::string& out;
   bool first = true;
 
-  void key(std::string_view name) {
-    json_write::append_key(out, first ? '{' : ',', name);
+  char lead() {
+    const char l = first ? '{' : ',';
     first = false;
+    return l;
   }
+  void key(std::string_view name) { json_write::append_key(out, lead(), name); }
   void text(std::string_view name, std::string_view v) {  // always written: request_id
-    key(name);
     const std::string_view s = cut(v);
     if (s.find('\0') == std::string_view::npos && core::valid_utf8(s))
-      json_write::append_string(out, s);  // the usual case: no copy
+      json_write::append_member(out, lead(), name, s);  // the usual case: no copy
     else
-      json_write::append_string(out, clean_text(s));
+      json_write::append_member(out, lead(), name, clean_text(s));
   }
   void text_or_null(std::string_view name, std::string_view v) {
     if (v.empty()) return null(name);
@@ -149,13 +150,9 @@ struct RowWriter {
   }
   void uuid_or_null(std::string_view name, const std::string& v) {
     if (!detail::is_uuid(v)) return null(name);  // a malformed id would fail the uuid cast, and the batch
-    key(name);
-    json_write::append_string(out, v);
+    json_write::append_member(out, lead(), name, v);
   }
-  void integer(std::string_view name, std::int64_t v) {
-    key(name);
-    json_write::append_int(out, v);
-  }
+  void integer(std::string_view name, std::int64_t v) { json_write::append_member(out, lead(), name, v); }
   void number(std::string_view name, double v) {  // null when not finite
     key(name);
     json_write::append_double(out, v);

@@ -134,3 +134,33 @@ TEST_CASE("json_write: member keys, with and without a lead, short and long") {
   append_key(bare, '\0', "x");
   CHECK(bare == "\"x\":");
 }
+
+TEST_CASE("json_write: a member in one append is what key then value writes") {
+  // append_member builds the member in a stack buffer when the value needs no escape and it all
+  // fits; otherwise it falls back. Both ways must give append_key + append_string / append_int.
+  std::mt19937 rng(7);
+  const std::string alphabet = "abcXYZ019 -_/.:\xc3\xa9\"\\\n\t\x01";
+  for (int round = 0; round < 20000; ++round) {
+    const char lead = "\0,{"[rng() % 3];
+    std::string key(rng() % 3 == 0 ? rng() % 260 : rng() % 24, 'k');
+    std::string value;
+    const std::size_t len = rng() % 4 == 0 ? rng() % 300 : rng() % 40;
+    const bool plain = rng() % 2;  // half the values need no escape at all
+    for (std::size_t i = 0; i < len; ++i) value.push_back(alphabet[rng() % (plain ? 17 : alphabet.size())]);
+    std::string want, got;
+    append_key(want, lead, key);
+    append_string(want, value);
+    append_member(got, lead, key, value);
+    INFO(round);
+    REQUIRE(got == want);
+
+    const std::int64_t n = round % 3 == 0   ? std::numeric_limits<std::int64_t>::min() + round
+                           : round % 3 == 1 ? std::numeric_limits<std::int64_t>::max() - round
+                                            : static_cast<std::int64_t>(rng()) - (1 << 30);
+    std::string want_n, got_n;
+    append_key(want_n, lead, key);
+    append_int(want_n, n);
+    append_member(got_n, lead, key, n);
+    REQUIRE(got_n == want_n);
+  }
+}
