@@ -1,4 +1,5 @@
 #include "core/http1.hpp"
+#include "core/http1_write.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -290,4 +291,25 @@ TEST_CASE("http1: response fields parse as the split-then-check reference does, 
     }
   }
   CHECK(none > 1000);  // the generator makes enough valid heads to compare fields on
+}
+
+TEST_CASE("http1 write: head lines, short and longer than the one-append buffer") {
+  std::string out;
+  core::http1::HeadWriter w(out);
+  const std::string long_value(600, 'v');  // past the 512-byte stack buffer: appended in parts
+  w.status_line(1, 200, "OK")
+      .field("Content-Type", "application/json")
+      .field("X-Long", long_value)
+      .field("Content-Length", std::uint64_t{18446744073709551615ULL})
+      .field_prefixed("Authorization", "Bearer ", "sk-1");
+  w.end();
+  CHECK(out == "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Long: " + long_value +
+                   "\r\nContent-Length: 18446744073709551615\r\nAuthorization: Bearer sk-1\r\n\r\n");
+  std::string req;
+  core::http1::HeadWriter r(req);
+  r.request_line("POST", "/v1/chat/completions").field("Host", "api.example.com");
+  CHECK(req == "POST /v1/chat/completions HTTP/1.1\r\nHost: api.example.com\r\n");
+  std::string old;
+  core::http1::HeadWriter(old).status_line(0, 404, "");
+  CHECK(old == "HTTP/1.0 404 \r\n");
 }
