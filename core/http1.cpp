@@ -122,7 +122,7 @@ HeadError parse_fields(std::string_view rest, const Limits& limits, std::vector<
     const std::string_view field_value = trim_ows(std::string_view(value, static_cast<std::size_t>(p - value)));
     p += 2;
     if (out.size() >= limits.max_fields) return HeadError::too_many_fields;
-    out.push_back({field_name, field_value});
+    out.push_back({field_name, field_value, std::string_view(name, static_cast<std::size_t>(p - name))});
   }
 }
 

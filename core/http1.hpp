@@ -20,6 +20,9 @@ namespace core::http1 {
 struct Field {
   std::string_view name;
   std::string_view value;  // OWS trimmed
+  // The whole line as received, CRLF included (parsed heads only; empty otherwise): a relay
+  // forwards a run of adjacent lines with one copy instead of rebuilding each.
+  std::string_view line = {};
 };
 
 // How the body of a message is delimited.

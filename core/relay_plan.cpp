@@ -32,8 +32,26 @@ void render_relay_head(const ResponseHead& up, const RelayPlan& plan, int client
                        FieldFilter forward, std::span<const Field> extra, std::string& out) {
   HeadWriter w(out);
   w.status_line(client_version_minor, up.status, up.reason);
-  for (const auto& f : up.fields)
-    if (forward(f.name)) w.field(f.name, f.value);
+  // Forwarded lines go out as received, and adjacent ones (a provider's x-ratelimit-* block) in
+  // one copy: `run` is the pending stretch of the received head.
+  std::string_view run;
+  const auto flush = [&] {
+    out.append(run);
+    run = {};
+  };
+  for (const auto& f : up.fields) {
+    if (!forward(f.name)) continue;
+    if (f.line.empty()) {
+      flush();
+      w.field(f.name, f.value);
+    } else if (!run.empty() && run.data() + run.size() == f.line.data()) {
+      run = std::string_view(run.data(), run.size() + f.line.size());
+    } else {
+      flush();
+      run = f.line;
+    }
+  }
+  flush();
   for (const auto& f : extra) w.field(f.name, f.value);
   if (plan.length_header) write_framing(w, plan.framing, plan.content_length);
   if (!plan.keep_alive)

@@ -22,6 +22,14 @@ inline bool inside(std::string_view part, std::string_view whole) {
   return part.empty() || (part.data() >= whole.data() && part.data() + part.size() <= whole.data() + whole.size());
 }
 
+// A parsed field's line: inside the head, from its name to a CRLF that ends it, value within.
+inline bool line_of(const core::http1::Field& f, std::string_view head) {
+  return inside(f.line, head) && f.line.data() == f.name.data() && f.line.size() >= f.name.size() + 3 &&
+         f.line.substr(f.line.size() - 2) == "\r\n" && f.line.find("\r\n") == f.line.size() - 2 &&
+         f.value.data() >= f.line.data() &&
+         f.value.data() + f.value.size() <= f.line.data() + f.line.size() - 2;
+}
+
 // Request and response heads: never read outside the input, views stay inside it, and a parsed
 // head is self-consistent.
 inline void http1_heads(std::string_view in) {
@@ -36,7 +44,8 @@ inline void http1_heads(std::string_view in) {
     require(core::http1::is_token(req.method) && !req.target.empty() && req.target[0] == '/');
     require(req.fields.size() <= 32);
     for (const auto& f : req.fields)
-      require(inside(f.name, head) && inside(f.value, head) && core::http1::is_token(f.name));
+      require(inside(f.name, head) && inside(f.value, head) && core::http1::is_token(f.name) &&
+              line_of(f, head));
     require(req.framing != core::http1::Framing::until_close);
     require(req.framing != core::http1::Framing::length || req.content_length > 0);
   }
@@ -44,7 +53,8 @@ inline void http1_heads(std::string_view in) {
   if (core::http1::parse_response_head(head, "POST", {}, res) == core::http1::HeadError::none) {
     require(res.status >= 100 && res.status <= 999 && inside(res.reason, head));
     require(core::http1::is_field_value(res.reason));
-    for (const auto& f : res.fields) require(inside(f.name, head) && inside(f.value, head));
+    for (const auto& f : res.fields)
+      require(inside(f.name, head) && inside(f.value, head) && line_of(f, head));
   }
 }
 

@@ -68,3 +68,30 @@ TEST_CASE("relay plan: the rendered head keeps the numeric status and reason, fi
   render_relay_head(e, plan_relay(e, {}), 1, &core::forward_to_client, {}, out);
   CHECK(out == "HTTP/1.1 520 \r\nContent-Length: 0\r\n\r\n");
 }
+
+TEST_CASE("relay plan: forwarded lines go out as received, adjacent ones as one stretch") {
+  // Runs of forwarded lines are copied from the received head: the same bytes a field-by-field
+  // rebuild gives, except that a line keeps the provider's own whitespace around its value.
+  static std::string raw =
+      "HTTP/1.1 200 OK\r\ncontent-type:application/json\r\nx-ratelimit-limit-requests: 100 \r\n"
+      "x-ratelimit-remaining-requests:\t99\r\ndate: Tue\r\nopenai-version: 2020-10-01\r\nserver: x\r\n"
+      "x-ratelimit-reset-tokens: 6ms\r\nContent-Length: 2\r\n\r\n";
+  const auto up = parse(raw);
+  std::string out;
+  render_relay_head(up, plan_relay(up, {}), 1, &core::forward_to_client, {}, out);
+  CHECK(
+      out ==
+      "HTTP/1.1 200 OK\r\ncontent-type:application/json\r\nx-ratelimit-limit-requests: 100 \r\n"
+      "x-ratelimit-remaining-requests:\t99\r\nopenai-version: 2020-10-01\r\nx-ratelimit-reset-tokens: 6ms\r\n"
+      "Content-Length: 2\r\n\r\n");
+
+  // Fields not parsed from a head (no line) are written field by field, in order with the rest.
+  ResponseHead built = up;
+  built.fields.insert(built.fields.begin() + 2, Field{"Retry-After", "1"});
+  out.clear();
+  render_relay_head(built, plan_relay(built, {}), 1, &core::forward_to_client, {}, out);
+  CHECK(out ==
+        "HTTP/1.1 200 OK\r\ncontent-type:application/json\r\nx-ratelimit-limit-requests: 100 \r\n"
+        "Retry-After: 1\r\nx-ratelimit-remaining-requests:\t99\r\nopenai-version: 2020-10-01\r\n"
+        "x-ratelimit-reset-tokens: 6ms\r\nContent-Length: 2\r\n\r\n");
+}
