@@ -161,6 +161,23 @@ void append_int(std::string& out, std::int64_t v) {
   out.append(buf, r.ptr);
 }
 
+void append_fixed3(std::string& out, std::int64_t thousandths) {
+  // Unsigned magnitude: -INT64_MIN does not fit an int64.
+  const bool negative = thousandths < 0;
+  const std::uint64_t m =
+      negative ? 0 - static_cast<std::uint64_t>(thousandths) : static_cast<std::uint64_t>(thousandths);
+  char buf[32];
+  char* p = buf;
+  if (negative) *p++ = '-';
+  p = std::to_chars(p, buf + sizeof buf, m / 1000).ptr;
+  const auto frac = static_cast<unsigned>(m % 1000);
+  *p++ = '.';
+  *p++ = static_cast<char>('0' + frac / 100);
+  *p++ = static_cast<char>('0' + frac / 10 % 10);
+  *p++ = static_cast<char>('0' + frac % 10);
+  out.append(buf, p);
+}
+
 void append_double(std::string& out, double v) {
   if (!std::isfinite(v)) {
     out.append("null");

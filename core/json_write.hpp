@@ -23,6 +23,10 @@ void append_key(std::string& out, char lead, std::string_view key);
 void append_member(std::string& out, char lead, std::string_view key, std::string_view value);
 void append_member(std::string& out, char lead, std::string_view key, std::int64_t value);
 
+// `thousandths` / 1000 with exactly 3 decimals (2402 -> 2.402, -5 -> -0.005): durations in ms
+// from whole microseconds, without a double's shortest-form search.
+void append_fixed3(std::string& out, std::int64_t thousandths);
+
 // A finite double in its shortest form that parses back to the same value; NaN and infinities
 // (which JSON cannot hold) become null.
 void append_double(std::string& out, double v);

@@ -89,14 +89,7 @@ void append_timestamp(std::string& out) {
 
 // Whole microseconds as milliseconds with 3 decimals: what fmt's {:.3f} prints for us / 1000.0.
 void append_millis(std::string& out, std::int64_t micros) {
-  if (micros < 0) {
-    out.push_back('-');
-    micros = -micros;
-  }
-  json_write::append_int(out, micros / 1000);
-  char frac[4] = {'.'};
-  put_digits(frac + 1, micros % 1000, 3);
-  out.append(frac, sizeof frac);
+  json_write::append_fixed3(out, micros);
 }
 
 // A field's value, written straight into the line (one line per request: no string per value).

@@ -157,6 +157,13 @@ struct RowWriter {
     key(name);
     json_write::append_double(out, v);
   }
+  // Milliseconds to the microsecond (the column is a real, ~7 digits): fixed decimals, not the
+  // shortest form of the double, which cost some 600 instructions a value.
+  void millis(std::string_view name, double ms) {
+    if (!std::isfinite(ms) || std::fabs(ms) >= 1e12) return number(name, ms);  // NaN, inf: null
+    key(name);
+    json_write::append_fixed3(out, std::llround(ms * 1000));
+  }
   void number_or_null(std::string_view name, const std::optional<double>& v) {
     if (!v) return null(name);
     number(name, *v);
@@ -195,8 +202,11 @@ void append_row(std::string& out, const core::RequestLog& r) {
   w.integer("cache_creation_tokens", clamp_to(r.cache_creation_tokens, kInt));
   w.integer("total_tokens", clamp_to(r.total_tokens, kInt));
   w.number_or_null("cost", r.cost);
-  w.number("latency_ms", std::isfinite(r.latency_ms) ? r.latency_ms : 0.0);
-  w.number_or_null("ttft_ms", r.ttft_ms);
+  w.millis("latency_ms", std::isfinite(r.latency_ms) ? r.latency_ms : 0.0);
+  if (r.ttft_ms)
+    w.millis("ttft_ms", *r.ttft_ms);
+  else
+    w.null("ttft_ms");
   w.boolean("is_stream", r.is_stream);
   w.integer("attempts", clamp_to(r.attempts, kSmall));
   w.text_or_null("client_addr", r.client_addr);

@@ -3,8 +3,6 @@
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
-#include <cctype>
-
 namespace storage::detail {
 
 std::string json_array(const std::vector<std::string>& v) {
@@ -56,7 +54,10 @@ bool is_uuid(std::string_view s) noexcept {
   if (s.size() != 36) return false;
   for (std::size_t i = 0; i < s.size(); ++i) {
     const bool dash_here = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash_here ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+    const char c = s[i];
+    const char lower = static_cast<char>(c | 0x20);  // folds 'A'-'F'; no non-hex byte becomes hex
+    const bool hex = (c >= '0' && c <= '9') || (lower >= 'a' && lower <= 'f');
+    if (dash_here ? c != '-' : !hex) return false;
   }
   return true;
 }

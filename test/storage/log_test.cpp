@@ -378,13 +378,18 @@ TEST_CASE("LogWriter: values PostgreSQL would refuse are cleaned, so one row can
   long_model += "\xc3\xa9";  // a 2-byte character across the 1024-byte cut
   REQUIRE(writer.submit(odd));
   REQUIRE(writer.submit(log_row("long", now_us(), kKeyA, long_model)));
-  REQUIRE(writer.submit(log_row("fine", now_us())));
+  core::RequestLog fine = log_row("fine", now_us());
+  fine.latency_ms = 2.4023456;  // written to the microsecond, as fixed decimals
+  fine.ttft_ms = -0.0004;
+  REQUIRE(writer.submit(fine));
   REQUIRE(written_reaches(writer, 3));
   CHECK(writer.counters().dropped == 0);
   CHECK(scalar("SELECT count(*) FROM request_logs WHERE request_id = 'odd' AND key_id IS NULL"
                " AND model = 'bad?name?' AND length(client_addr) = 1024 AND prompt_tokens = 2147483647"
                " AND status = 32767 AND cost IS NULL AND ttft_ms IS NULL AND latency_ms = 0") == 1);
   CHECK(scalar("SELECT octet_length(model) FROM request_logs WHERE request_id = 'long'") == 1023);
+  CHECK(scalar("SELECT count(*) FROM request_logs WHERE request_id = 'fine' AND latency_ms = real '2.402'"
+               " AND ttft_ms = 0") == 1);
 }
 
 TEST_CASE(

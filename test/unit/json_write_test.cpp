@@ -164,3 +164,18 @@ TEST_CASE("json_write: a member in one append is what key then value writes") {
     REQUIRE(got_n == want_n);
   }
 }
+
+TEST_CASE("json_write: fixed three decimals, signs and extremes") {
+  const auto fixed3 = [](std::int64_t v) {
+    std::string out;
+    append_fixed3(out, v);
+    return out;
+  };
+  CHECK(fixed3(0) == "0.000");
+  CHECK(fixed3(2402) == "2.402");
+  CHECK(fixed3(5) == "0.005");
+  CHECK(fixed3(-5) == "-0.005");
+  CHECK(fixed3(-1234567) == "-1234.567");
+  CHECK(fixed3(std::numeric_limits<std::int64_t>::max()) == "9223372036854775.807");
+  CHECK(fixed3(std::numeric_limits<std::int64_t>::min()) == "-9223372036854775.808");
+}
