@@ -115,17 +115,15 @@ net::awaitable<core::Status> Stores::put_key(std::string hash, const core::KeyRe
   std::vector<std::string> cmd{
       "EVAL",          std::string(kChange),           "2", key_records_, key_records_gen_, "set",
       std::move(hash), core::encode_key_record(record)};
-  auto r = co_await eval(std::move(cmd));
-  if (!r) co_return r.error();
-  co_return core::ok();
+  const auto r = co_await eval(std::move(cmd));
+  co_return core::status_of(r);
 }
 
 net::awaitable<core::Status> Stores::remove_key(std::string hash) {
   std::vector<std::string> cmd{"EVAL", std::string(kChange), "2", key_records_, key_records_gen_,
                                "del",  std::move(hash)};
-  auto r = co_await eval(std::move(cmd));
-  if (!r) co_return r.error();
-  co_return core::ok();
+  const auto r = co_await eval(std::move(cmd));
+  co_return core::status_of(r);
 }
 
 net::awaitable<core::Result<bool>> Stores::put_key_if(std::string hash, const core::KeyRecord& record,

@@ -16,19 +16,20 @@ bool word_needs_escape(std::uint64_t w) noexcept {
   return swar::has_byte_below(w, 0x20) | swar::has_byte(w, '"') | swar::has_byte(w, '\\');  // no branches
 }
 
-// Whether any byte of s needs an escape.
-bool needs_escape(std::string_view s) noexcept {
-  std::size_t i = 0;
+// The first position at or after `from` whose byte needs an escape, or s.size(): eight bytes at a
+// time while none does (most text), a word test instead of 8 branches.
+std::size_t next_escape(std::string_view s, std::size_t from) noexcept {
+  std::size_t i = from;
   for (; i + 8 <= s.size(); i += 8) {
     std::uint64_t w;
     std::memcpy(&w, s.data() + i, 8);
-    if (word_needs_escape(w)) return true;
+    if (word_needs_escape(w)) break;
   }
   for (; i < s.size(); ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == '"' || c == '\\') return true;
+    if (c < 0x20 || c == '"' || c == '\\') return i;
   }
-  return false;
+  return s.size();
 }
 
 // Builds a member in a stack buffer, appended once.
@@ -64,7 +65,7 @@ class MemberBuffer {
 }  // namespace
 
 void append_member(std::string& out, char lead, std::string_view key, std::string_view value) {
-  if (!MemberBuffer::fits(key, value.size() + 2) || needs_escape(value)) {
+  if (!MemberBuffer::fits(key, value.size() + 2) || next_escape(value, 0) != value.size()) {
     append_key(out, lead, key);
     append_string(out, value);
     return;
@@ -92,17 +93,8 @@ void append_string(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
   std::size_t run = 0;  // bytes copied as they are, appended in one go
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    // Eight bytes at a time while none needs an escape (most text): a word test, not 8 branches.
-    while (i + 8 <= s.size()) {
-      std::uint64_t w;
-      std::memcpy(&w, s.data() + i, 8);
-      if (word_needs_escape(w)) break;
-      i += 8;
-    }
-    if (i == s.size()) break;
+  for (std::size_t i = next_escape(s, 0); i < s.size(); i = next_escape(s, i + 1)) {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
     out.append(s.data() + run, i - run);
     run = i + 1;
     out.push_back('\\');

@@ -87,11 +87,6 @@ void append_timestamp(std::string& out) {
   out.append(prefix, sizeof prefix).append(tail, sizeof tail);
 }
 
-// Whole microseconds as milliseconds with 3 decimals: what fmt's {:.3f} prints for us / 1000.0.
-void append_millis(std::string& out, std::int64_t micros) {
-  json_write::append_fixed3(out, micros);
-}
-
 // A field's value, written straight into the line (one line per request: no string per value).
 void append_value(std::string& out, const boost::json::value& v) {
   switch (v.kind()) {
@@ -396,7 +391,7 @@ Line& Line::num(std::string_view k, std::int64_t value) {
 
 Line& Line::millis(std::string_view k, std::int64_t micros) {
   key(k);
-  append_millis(text_, micros);
+  json_write::append_fixed3(text_, micros);  // what fmt's {:.3f} prints for micros / 1000.0
   return *this;
 }
 

@@ -36,6 +36,22 @@ struct UsageFields {
   Details prompt_details, input_details;
 };
 
+// The members of a usage object that are read, by name: both readers go through these tables.
+constexpr std::pair<std::string_view, UsageFields::Count UsageFields::*> kCounts[] = {
+    {"prompt_tokens", &UsageFields::prompt},
+    {"input_tokens", &UsageFields::input},
+    {"completion_tokens", &UsageFields::completion},
+    {"output_tokens", &UsageFields::output},
+    {"total_tokens", &UsageFields::total},
+    {"cache_read_input_tokens", &UsageFields::cache_read},
+    {"cache_creation_input_tokens", &UsageFields::cache_creation},
+};
+constexpr std::pair<std::string_view, UsageFields::Details UsageFields::*> kDetails[] = {
+    {"prompt_tokens_details", &UsageFields::prompt_details},
+    {"input_tokens_details", &UsageFields::input_details},
+};
+constexpr std::string_view kCachedTokens = "cached_tokens";  // inside a details object
+
 std::int64_t number(const json::value& v) {
   if (v.is_int64()) return v.as_int64();
   if (v.is_uint64()) return static_cast<std::int64_t>(v.as_uint64());
@@ -49,24 +65,14 @@ const json::object* object(const json::value* v) {
 
 UsageFields fields_of(const json::object& u) {
   UsageFields f;
-  const auto count = [&](std::string_view key, UsageFields::Count& c) {
-    if (const auto* v = u.if_contains(key)) c = {true, number(*v)};
-  };
-  const auto details = [&](std::string_view key, UsageFields::Details& d) {
-    if (const auto* o = object(u.if_contains(key))) {
-      const auto* cached = o->if_contains("cached_tokens");
-      d = {true, cached ? number(*cached) : 0};
+  for (const auto& [name, count] : kCounts)
+    if (const auto* v = u.if_contains(name)) f.*count = {true, number(*v)};
+  for (const auto& [name, details] : kDetails) {
+    if (const auto* o = object(u.if_contains(name))) {
+      const auto* cached = o->if_contains(kCachedTokens);
+      f.*details = {true, cached ? number(*cached) : 0};
     }
-  };
-  count("prompt_tokens", f.prompt);
-  count("input_tokens", f.input);
-  count("completion_tokens", f.completion);
-  count("output_tokens", f.output);
-  count("total_tokens", f.total);
-  count("cache_read_input_tokens", f.cache_read);
-  count("cache_creation_input_tokens", f.cache_creation);
-  details("prompt_tokens_details", f.prompt_details);
-  details("input_tokens_details", f.input_details);
+  }
   return f;
 }
 
@@ -106,79 +112,33 @@ struct UsageHandler {
   static constexpr std::size_t max_key_size = std::size_t(-1);
   static constexpr std::size_t max_string_size = std::size_t(-1);
 
-  enum class Key : unsigned char {
-    other,
-    prompt,
-    input,
-    completion,
-    output,
-    total,
-    cache_read,
-    cache_creation,
-    prompt_details,
-    input_details,
-    cached,
-  };
-
   UsageFields fields;
   int depth = 0;  // containers open
   bool top_is_object = false;
-  Key key1 = Key::other;                       // the depth-1 member whose value comes next
-  Key key2 = Key::other;                       // the member inside it
+  // The depth-1 member whose value comes next, when it is one that is read (else both null).
+  UsageFields::Count* count = nullptr;
+  UsageFields::Details* details = nullptr;
+  bool key2_cached = false;                    // the member inside a details object is cached_tokens
   UsageFields::Details* in_details = nullptr;  // the details object open at depth 2, if any
   char key[32];
   std::size_t key_len = 0;
   bool key_overflow = false;
 
-  static Key key_of(std::string_view k) noexcept {
-    static constexpr std::pair<std::string_view, Key> kKeys[] = {
-        {"prompt_tokens", Key::prompt},
-        {"input_tokens", Key::input},
-        {"completion_tokens", Key::completion},
-        {"output_tokens", Key::output},
-        {"total_tokens", Key::total},
-        {"cache_read_input_tokens", Key::cache_read},
-        {"cache_creation_input_tokens", Key::cache_creation},
-        {"prompt_tokens_details", Key::prompt_details},
-        {"input_tokens_details", Key::input_details},
-        {"cached_tokens", Key::cached},
-    };
-    for (const auto& [name, id] : kKeys)
-      if (k == name) return id;
-    return Key::other;
-  }
-  UsageFields::Count* count_for(Key k) noexcept {
-    switch (k) {
-      case Key::prompt:
-        return &fields.prompt;
-      case Key::input:
-        return &fields.input;
-      case Key::completion:
-        return &fields.completion;
-      case Key::output:
-        return &fields.output;
-      case Key::total:
-        return &fields.total;
-      case Key::cache_read:
-        return &fields.cache_read;
-      case Key::cache_creation:
-        return &fields.cache_creation;
-      default:
-        return nullptr;
-    }
-  }
-  UsageFields::Details* details_for(Key k) noexcept {
-    if (k == Key::prompt_details) return &fields.prompt_details;
-    if (k == Key::input_details) return &fields.input_details;
-    return nullptr;
+  void name_depth1(std::string_view k) noexcept {
+    count = nullptr;
+    details = nullptr;
+    for (const auto& [name, member] : kCounts)
+      if (k == name) count = &(fields.*member);
+    for (const auto& [name, member] : kDetails)
+      if (k == name) details = &(fields.*member);
   }
 
   // A value starts (a number gives its count; anything else counts 0); `object` opens one.
   void value(std::int64_t n, bool is_object = false) noexcept {
     if (depth == 1) {
-      if (auto* c = count_for(key1)) *c = {true, n};
-      if (auto* d = details_for(key1)) *d = {is_object, 0};
-    } else if (depth == 2 && in_details && key2 == Key::cached) {
+      if (count) *count = {true, n};
+      if (details) *details = {is_object, 0};
+    } else if (depth == 2 && in_details && key2_cached) {
       in_details->cached = n;
     }
   }
@@ -196,7 +156,7 @@ struct UsageHandler {
   bool on_object_begin(json::error_code&) {
     if (depth == 0) top_is_object = true;
     value(0, true);
-    if (depth == 1) in_details = details_for(key1);
+    if (depth == 1) in_details = details;
     ++depth;
     return true;
   }
@@ -220,8 +180,12 @@ struct UsageHandler {
   bool on_key(json::string_view s, std::size_t, json::error_code&) {
     if (depth <= 2) {
       append_key(s);
-      const Key k = key_overflow ? Key::other : key_of(std::string_view(key, key_len));
-      (depth == 1 ? key1 : key2) = k;
+      // A longer name is none of ours (the longest is 27 bytes).
+      const std::string_view k = key_overflow ? std::string_view{} : std::string_view(key, key_len);
+      if (depth == 1)
+        name_depth1(k);
+      else
+        key2_cached = k == kCachedTokens;
       key_len = 0;
       key_overflow = false;
     }
