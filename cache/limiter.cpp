@@ -64,7 +64,33 @@ core::Admission admission_from(const Reply& r, const core::KeyLimits& lim) {
   return a;
 }
 
+// A script as sent: the shared parts it uses, then its body. Built once for the process, so a
+// queued command's NOSCRIPT handler can still send it by text after its Limiter is gone.
+struct Texts {
+  std::string admit_key, admit_provider, reconcile, release, release_provider, renew;
+};
+
+const Texts& texts() {
+  using namespace scripts;
+  auto cat = [](std::initializer_list<std::string_view> parts) {
+    std::string s;
+    for (auto p : parts) s += p;
+    return s;
+  };
+  static const Texts t{
+      .admit_key = cat({kClock, kTokens, kReservations, kAdmitKey}),
+      .admit_provider = cat({kClock, kAdmitProvider}),
+      .reconcile = cat({kClock, kTokens, kReservations, kReconcile}),
+      .release = cat({kClock, kTokens, kReservations, kRelease}),
+      .release_provider = cat({kReleaseProvider}),
+      .renew = cat({kClock, kRenew}),
+  };
+  return t;
+}
+
 }  // namespace
+
+Limiter::Script::Script(std::string_view t) : text(t), sha(sha1_hex(t)) {}
 
 Limiter::Limiter(std::shared_ptr<RedisClient> redis, std::string prefix, core::Millis clock_offset,
                  core::Millis lease)
@@ -72,12 +98,12 @@ Limiter::Limiter(std::shared_ptr<RedisClient> redis, std::string prefix, core::M
       prefix_(std::move(prefix)),
       offset_(clock_offset),
       lease_(lease),
-      admit_key_{scripts::kAdmitKey, sha1_hex(scripts::kAdmitKey)},
-      admit_provider_{scripts::kAdmitProvider, sha1_hex(scripts::kAdmitProvider)},
-      reconcile_{scripts::kReconcile, sha1_hex(scripts::kReconcile)},
-      release_{scripts::kRelease, sha1_hex(scripts::kRelease)},
-      release_provider_{scripts::kReleaseProvider, sha1_hex(scripts::kReleaseProvider)},
-      renew_{scripts::kRenew, sha1_hex(scripts::kRenew)} {}
+      admit_key_(texts().admit_key),
+      admit_provider_(texts().admit_provider),
+      reconcile_(texts().reconcile),
+      release_(texts().release),
+      release_provider_(texts().release_provider),
+      renew_(texts().renew) {}
 
 std::string Limiter::key_name(const std::string& key_id, std::string_view what) const {
   return prefix_ + "rl:{k:" + key_id + "}:" + std::string(what);
@@ -108,42 +134,47 @@ net::awaitable<core::Result<AdmitResult>> Limiter::admit(const KeyAdmit* key,
                                                          std::string admission_id) {
   AdmitResult out;
   out.key.admitted = true;
-  std::vector<std::vector<std::string>> shas, texts;  // the same commands, by sha and by text
-  auto add = [&](const Script& s, std::vector<std::string> keys, std::vector<std::string> args) {
-    texts.push_back(eval(s, keys, args));
-    shas.push_back(evalsha(s, std::move(keys), std::move(args)));
-  };
   const bool check_key = key && key->limits.any();
-  if (check_key) {
-    const auto& l = key->limits;
-    add(admit_key_,
-        {key_name(key->key_id, "rpm"), key_name(key->key_id, "rpd"), key_name(key->key_id, "tpm"),
-         key_name(key->key_id, "par"), key_name(key->key_id, "used"), key_name(key->key_id, "res")},
-        {std::to_string(offset_.count()), admission_id, num(l.rpm), num(l.rpd), num(l.tpm),
-         num(l.max_parallel), num(l.token_budget),
-         std::to_string(l.budget_usd ? core::to_micro_usd(*l.budget_usd) : 0),
-         std::to_string(key->est_tokens), std::to_string(key->est_micro_usd),
-         std::to_string(lease_.count())});
-  }
   // Providers: the limited ones up to the first without limits (that one always has quota).
   std::size_t limited = 0;
   while (limited < candidates.size() && candidates[limited].limits.any()) ++limited;
-  if (limited > 0) {
-    std::vector<std::string> keys,
-        args{std::to_string(offset_.count()), admission_id, std::to_string(limited)};
-    for (std::size_t i = 0; i < limited; ++i) {
-      keys.push_back(provider_name(candidates[i].provider_id, "rpm"));
-      keys.push_back(provider_name(candidates[i].provider_id, "rpd"));
-      args.push_back(num(candidates[i].limits.rpm));
-      args.push_back(num(candidates[i].limits.rpd));
-    }
-    add(admit_provider_, std::move(keys), std::move(args));
-  } else if (!candidates.empty()) {
-    out.provider = 0;
-  }
-  if (shas.empty()) co_return out;
+  if (limited == 0 && !candidates.empty()) out.provider = 0;
+  if (!check_key && limited == 0) co_return out;
 
-  auto replies = co_await redis_->pipeline(shas);
+  // The commands, by sha or (Redis lost the scripts) by text.
+  auto commands = [&](bool by_text) {
+    std::vector<std::vector<std::string>> cmds;
+    auto add = [&](const Script& s, std::vector<std::string> keys, std::vector<std::string> args) {
+      cmds.push_back(by_text ? eval(s, std::move(keys), std::move(args))
+                             : evalsha(s, std::move(keys), std::move(args)));
+    };
+    if (check_key) {
+      const auto& l = key->limits;
+      add(admit_key_,
+          {key_name(key->key_id, "rpm"), key_name(key->key_id, "rpd"), key_name(key->key_id, "tok"),
+           key_name(key->key_id, "par"), key_name(key->key_id, "used"), key_name(key->key_id, "rsv")},
+          {std::to_string(offset_.count()), admission_id, num(l.rpm), num(l.rpd), num(l.tpm),
+           num(l.max_parallel), num(l.token_budget),
+           std::to_string(l.budget_usd ? core::to_micro_usd(*l.budget_usd) : 0),
+           std::to_string(key->est_tokens), std::to_string(key->est_micro_usd),
+           std::to_string(lease_.count())});
+    }
+    if (limited > 0) {
+      std::vector<std::string> keys,
+          args{std::to_string(offset_.count()), admission_id, std::to_string(limited)};
+      for (std::size_t i = 0; i < limited; ++i) {
+        keys.push_back(provider_name(candidates[i].provider_id, "rpm"));
+        keys.push_back(provider_name(candidates[i].provider_id, "rpd"));
+        args.push_back(num(candidates[i].limits.rpm));
+        args.push_back(num(candidates[i].limits.rpd));
+      }
+      add(admit_provider_, std::move(keys), std::move(args));
+    }
+    return cmds;
+  };
+
+  auto by_sha = commands(false);
+  auto replies = co_await redis_->pipeline(std::move(by_sha));
   if (!replies) co_return replies.error();
   // Scripts not loaded yet (a restarted or flushed Redis): those commands did nothing; run them
   // again by text (which also loads them). Commands that did run are not repeated.
@@ -151,8 +182,9 @@ net::awaitable<core::Result<AdmitResult>> Limiter::admit(const KeyAdmit* key,
   for (std::size_t i = 0; i < replies->size(); ++i)
     if (noscript((*replies)[i])) missing.push_back(i);
   if (!missing.empty()) {
+    auto by_text = commands(true);
     std::vector<std::vector<std::string>> again;
-    for (auto i : missing) again.push_back(texts[i]);
+    for (auto i : missing) again.push_back(std::move(by_text[i]));
     auto retried = co_await redis_->pipeline(std::move(again));
     if (!retried) co_return retried.error();
     for (std::size_t j = 0; j < missing.size(); ++j) (*replies)[missing[j]] = std::move((*retried)[j]);
@@ -183,14 +215,18 @@ net::awaitable<core::Result<AdmitResult>> Limiter::admit(const KeyAdmit* key,
 }
 
 bool Limiter::fire(const Script& s, std::vector<std::string> keys, std::vector<std::string> args) {
-  std::vector<std::vector<std::string>> cmd{evalsha(s, keys, args)};
+  auto cmd = std::make_shared<std::vector<std::vector<std::string>>>(
+      1, evalsha(s, std::move(keys), std::move(args)));
   // NOSCRIPT (a restarted or flushed Redis): the command did nothing; the same by text loads it.
-  auto again = [redis = std::weak_ptr<RedisClient>(redis_),
-                text = eval(s, std::move(keys), std::move(args))](std::vector<Reply>& replies) {
+  auto again = [redis = std::weak_ptr<RedisClient>(redis_), cmd, text = s.text](std::vector<Reply>& replies) {
     auto client = redis.lock();
-    if (client && !replies.empty() && noscript(replies.front())) client->send({text});
+    if (!client || replies.empty() || !noscript(replies.front())) return;
+    auto& by_text = cmd->front();
+    by_text[0] = "EVAL";
+    by_text[1] = std::string(text);
+    client->send(*cmd);
   };
-  return redis_->send(cmd, std::move(again));
+  return redis_->send(*cmd, std::move(again));
 }
 
 bool Limiter::reconcile(const KeyAdmit& key, const std::string& admission_id, std::int64_t at_ms,
@@ -199,16 +235,16 @@ bool Limiter::reconcile(const KeyAdmit& key, const std::string& admission_id, st
   const bool budgets = l.token_budget || l.budget_usd;
   return fire(
       reconcile_,
-      {key_name(key.key_id, "tpm"), key_name(key.key_id, "par"), key_name(key.key_id, "used"),
-       key_name(key.key_id, "res")},
+      {key_name(key.key_id, "tok"), key_name(key.key_id, "par"), key_name(key.key_id, "used"),
+       key_name(key.key_id, "rsv")},
       {std::to_string(offset_.count()), admission_id, std::to_string(tokens), std::to_string(micro_usd),
        l.tpm ? "1" : "0", budgets ? "1" : "0", std::to_string(key.est_tokens), std::to_string(at_ms)});
 }
 
 bool Limiter::release(const KeyAdmit& key, const std::string& admission_id, std::int64_t at_ms) {
   return fire(release_,
-              {key_name(key.key_id, "rpm"), key_name(key.key_id, "rpd"), key_name(key.key_id, "tpm"),
-               key_name(key.key_id, "par"), key_name(key.key_id, "res")},
+              {key_name(key.key_id, "rpm"), key_name(key.key_id, "rpd"), key_name(key.key_id, "tok"),
+               key_name(key.key_id, "par"), key_name(key.key_id, "rsv")},
               {std::to_string(offset_.count()), admission_id, key.limits.rpd ? "1" : "0",
                std::to_string(key.limits.tpm ? key.est_tokens : 0), std::to_string(at_ms)});
 }
@@ -223,7 +259,7 @@ bool Limiter::renew(const std::string& key_id, const std::vector<std::string>& a
   if (admission_ids.empty()) return true;
   std::vector<std::string> args{std::to_string(offset_.count()), std::to_string(lease_.count())};
   args.insert(args.end(), admission_ids.begin(), admission_ids.end());
-  return fire(renew_, {key_name(key_id, "par"), key_name(key_id, "res")}, std::move(args));
+  return fire(renew_, {key_name(key_id, "par"), key_name(key_id, "rsv")}, std::move(args));
 }
 
 net::awaitable<core::Status> Limiter::seed_used(std::vector<UsedSeed> seeds, bool overwrite) {
@@ -267,7 +303,7 @@ net::awaitable<core::Result<std::optional<core::LocalLimiter::Used>>> Limiter::u
 }
 
 net::awaitable<core::Status> Limiter::reset_used(const std::string& key_id, bool zero) {
-  std::vector<std::string> del{"DEL", key_name(key_id, "res")};
+  std::vector<std::string> del{"DEL", key_name(key_id, "rsv")};
   if (!zero) del.push_back(key_name(key_id, "used"));
   auto r = co_await redis_->command(std::move(del));
   if (!r) co_return r.error();

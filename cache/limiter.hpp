@@ -79,7 +79,8 @@ class Limiter {
 
  private:
   struct Script {
-    std::string_view text;
+    explicit Script(std::string_view text);
+    std::string_view text;  // lives as long as the process
     std::string sha;
   };
   std::string key_name(const std::string& key_id, std::string_view what) const;

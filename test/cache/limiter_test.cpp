@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -119,13 +121,6 @@ asio::awaitable<std::int64_t> zcard(cache::RedisClient& c, const std::string& ke
   co_return r->integer;
 }
 
-asio::awaitable<std::int64_t> hlen(cache::RedisClient& c, const std::string& key) {
-  auto r = co_await cmd(c, "HLEN", key);
-  REQUIRE(r);
-  REQUIRE(r->type == Reply::Type::integer);
-  co_return r->integer;
-}
-
 // A hash field as a number; -1 when absent.
 asio::awaitable<std::int64_t> hget(cache::RedisClient& c, const std::string& key, const std::string& field) {
   auto r = co_await cmd(c, "HGET", key, field);
@@ -135,14 +130,61 @@ asio::awaitable<std::int64_t> hget(cache::RedisClient& c, const std::string& key
   co_return std::stoll(r->str);
 }
 
-// The sum of a hash's values (the tpm buckets).
-asio::awaitable<std::int64_t> hsum(cache::RedisClient& c, const std::string& key) {
-  auto r = co_await cmd(c, "HVALS", key);
+asio::awaitable<std::vector<std::pair<std::string, std::string>>> hgetall(cache::RedisClient& c,
+                                                                          const std::string& key) {
+  auto r = co_await cmd(c, "HGETALL", key);
   REQUIRE(r);
   REQUIRE(r->type == Reply::Type::array);
-  std::int64_t sum = 0;
-  for (const auto& e : r->elements) sum += std::stoll(e.str);
-  co_return sum;
+  std::vector<std::pair<std::string, std::string>> fields;
+  for (std::size_t i = 0; i + 1 < r->elements.size(); i += 2)
+    fields.emplace_back(r->elements[i].str, r->elements[i + 1].str);
+  co_return fields;
+}
+
+// The tokens in a key's tpm window (the sum of its per-second buckets), checked against the
+// running sum the scripts keep beside them.
+asio::awaitable<std::int64_t> tok_sum(cache::RedisClient& c, const std::string& key_id) {
+  const auto fields = co_await hgetall(c, kname(key_id, "tok"));
+  std::int64_t buckets = 0, running = 0;
+  for (const auto& [name, value] : fields) {
+    if (name == "sum")
+      running = std::stoll(value);
+    else if (name != "lo")
+      buckets += std::stoll(value);
+  }
+  CHECK(running == buckets);
+  co_return buckets;
+}
+
+// How many budget reservations a key holds, checked against the running totals beside them.
+asio::awaitable<std::int64_t> reservations(cache::RedisClient& c, const std::string& key_id) {
+  const auto fields = co_await hgetall(c, kname(key_id, "rsv"));
+  std::int64_t count = 0, tokens = 0, micro = 0, total_tokens = 0, total_micro = 0;
+  for (const auto& [name, value] : fields) {
+    if (name == "#t") {
+      total_tokens = std::stoll(value);
+    } else if (name == "#m") {
+      total_micro = std::stoll(value);
+    } else {
+      ++count;
+      const auto colon = value.find(':');
+      REQUIRE(colon != std::string::npos);
+      tokens += std::stoll(value.substr(0, colon));
+      micro += std::stoll(value.substr(colon + 1));
+    }
+  }
+  CHECK(total_tokens == tokens);
+  CHECK(total_micro == micro);
+  co_return count;
+}
+
+// HGETALL commands Redis ran since its statistics were last reset (scripts' included).
+asio::awaitable<std::int64_t> hgetall_calls(cache::RedisClient& c) {
+  auto stats = co_await cmd(c, "INFO", "commandstats");
+  REQUIRE(stats);
+  const std::string_view tag = "cmdstat_hgetall:calls=";
+  const auto at = stats->str.find(tag);
+  co_return at == std::string::npos ? 0 : std::stoll(stats->str.substr(at + tag.size()));
 }
 
 asio::awaitable<std::vector<std::string>> all_keys(cache::RedisClient& c) {
@@ -455,9 +497,9 @@ TEST_CASE("limiter: tpm counts estimates at admission and corrects them at recon
       ok.push_back(std::move(a));
     }
     // The estimate is counted in the admission's second.
-    const auto first_second = co_await hget(c, kname("tok", "tpm"), std::to_string(ok[0].r.at_ms / 1000));
+    const auto first_second = co_await hget(c, kname("tok", "tok"), std::to_string(ok[0].r.at_ms / 1000));
     CHECK(first_second >= 40);
-    CO_CHECK_EQ(co_await hsum(c, kname("tok", "tpm")), 120);
+    CO_CHECK_EQ(co_await tok_sum(c, "tok"), 120);
 
     auto refused = co_await admit(lim, k);
     CHECK(!refused.r.key.admitted);
@@ -472,12 +514,12 @@ TEST_CASE("limiter: tpm counts estimates at admission and corrects them at recon
     refused.r.key.headers.append_to(h);
     REQUIRE(h.size() == 3);
     CHECK(h[1] == std::pair<std::string, std::string>{"x-ratelimit-remaining-tokens", "0"});
-    CO_CHECK_EQ(co_await hsum(c, kname("tok", "tpm")), 120);  // a refusal adds nothing
+    CO_CHECK_EQ(co_await tok_sum(c, "tok"), 120);  // a refusal adds nothing
 
     // The real usage (5 tokens each) replaces the estimates: 15 in the minute.
     for (const auto& a : ok) CHECK(lim.reconcile(k, a.id, a.r.at_ms, 5, 0));
     co_await sync(c);
-    CO_CHECK_EQ(co_await hsum(c, kname("tok", "tpm")), 15);
+    CO_CHECK_EQ(co_await tok_sum(c, "tok"), 15);
     auto back = co_await admit(lim, k);
     CHECK(back.r.key.admitted);
     CHECK(back.r.key.headers.remaining_tokens == 100 - 55);
@@ -485,7 +527,7 @@ TEST_CASE("limiter: tpm counts estimates at admission and corrects them at recon
     // More than estimated counts too: 55 + (90 - 40) = 105.
     CHECK(lim.reconcile(k, back.id, back.r.at_ms, 90, 0));
     co_await sync(c);
-    CO_CHECK_EQ(co_await hsum(c, kname("tok", "tpm")), 105);
+    CO_CHECK_EQ(co_await tok_sum(c, "tok"), 105);
     auto over = co_await admit(lim, k);
     CHECK(over.r.key.reason == LimitReason::tpm);
 
@@ -493,11 +535,11 @@ TEST_CASE("limiter: tpm counts estimates at admission and corrects them at recon
     auto fresh = co_await admit(later, k);
     CHECK(fresh.r.key.admitted);
     CHECK(fresh.r.key.headers.remaining_tokens == 60);
-    CO_CHECK_EQ(co_await hsum(c, kname("tok", "tpm")), 40);
+    CO_CHECK_EQ(co_await tok_sum(c, "tok"), 40);
     // A reconcile of an admission whose second left the window changes nothing.
     CHECK(later.reconcile(k, ok[0].id, ok[0].r.at_ms, 0, 0));
     co_await sync(c);
-    CO_CHECK_EQ(co_await hsum(c, kname("tok", "tpm")), 40);
+    CO_CHECK_EQ(co_await tok_sum(c, "tok"), 40);
   };
   f.run(body);
 }
@@ -600,7 +642,7 @@ TEST_CASE("limiter: max_parallel counts leases; reconcile, lease expiry and rene
       auto freed_budget = co_await admit(lim, kb);
       CHECK(freed_budget.r.key.admitted);
       CHECK(freed_budget.r.key.reserved_tokens == 50);
-      CO_CHECK_EQ(co_await hlen(c, kname("budget-renew", "res")), 1);
+      CO_CHECK_EQ(co_await reservations(c, "budget-renew"), 1);
       // Renewing a request already reconciled does not bring its slot back.
       CHECK(lim.reconcile(k, freed.id, freed.r.at_ms, 0, 0));
       std::vector<std::string> gone{freed.id};
@@ -634,7 +676,7 @@ TEST_CASE("limiter: a token budget is spent by reconciled usage and never refill
     CHECK(lim.reconcile(k, a1.id, a1.r.at_ms, 18, 0));
     co_await sync(c);
     CO_CHECK_EQ(co_await hget(c, kname("budget", "used"), "t"), 18);
-    CO_CHECK_EQ(co_await hlen(c, kname("budget", "res")), 0);
+    CO_CHECK_EQ(co_await reservations(c, "budget"), 0);
 
     auto a2 = co_await admit(lim, k);
     REQUIRE(a2.r.key.admitted);
@@ -660,7 +702,7 @@ TEST_CASE("limiter: a token budget is spent by reconciled usage and never refill
     // Not even days later.
     auto days = co_await admit(later, k);
     CHECK(days.r.key.reason == LimitReason::token_budget);
-    CO_CHECK_EQ(co_await hlen(c, kname("budget", "res")), 0);
+    CO_CHECK_EQ(co_await reservations(c, "budget"), 0);
   };
   f.run(body);
 }
@@ -685,12 +727,12 @@ TEST_CASE("limiter: concurrent admissions reserve a budget exactly; the overrun 
       REQUIRE(first.admitted.size() == 10);  // 10 x 100 reserved
       for (const auto& x : first.admitted) CHECK(x.r.key.reserved_tokens == 100);
       for (const auto& r : first.refused) CHECK(r.reason == LimitReason::token_budget);
-      CO_CHECK_EQ(co_await hlen(c, kname("shared-budget", "res")), 10);
+      CO_CHECK_EQ(co_await reservations(c, "shared-budget"), 10);
 
       for (const auto& x : first.admitted) CHECK(a.reconcile(k, x.id, x.r.at_ms, 90, 0));
       co_await sync(c);
       CO_CHECK_EQ(co_await hget(c, kname("shared-budget", "used"), "t"), 900);
-      CO_CHECK_EQ(co_await hlen(c, kname("shared-budget", "res")), 0);
+      CO_CHECK_EQ(co_await reservations(c, "shared-budget"), 0);
 
       // 100 left: one more request, reserving all of it.
       auto second_burst = co_await burst(both, k, 200);
@@ -786,6 +828,124 @@ TEST_CASE("limiter: budget_usd in micro-USD") {
   f.run(body);
 }
 
+// The scripts keep running totals (the tpm window's sum, the reservations' totals) and drop what
+// leaves a window once. Random admissions, reconciles and releases, with the clock moving through
+// several windows, must give the answers a plain model computes by summing everything each time.
+TEST_CASE("limiter: running totals give the answers of summing everything, in any order") {
+  Fixture f;
+  f.make_client(f.options());
+  auto body = [&]() -> asio::awaitable<void> {
+    auto& c = *f.client;
+    CO_REQUIRE(co_await c.wait_connected(2s));
+    core::KeyLimits l;
+    l.tpm = 1'000'000'000;
+    l.token_budget = 1'000'000'000;
+    l.max_parallel = 1'000'000;
+    constexpr std::int64_t kTpm = 1'000'000'000, kBudget = 1'000'000'000;
+    const Millis lease = std::chrono::hours(1);  // no lease ends here: "expire with the lease" tests that
+    {
+      // Load every script first: the first reconcile of a fresh Redis would run after the next
+      // admission (NOSCRIPT, then again by text), and the model counts in order.
+      Limiter warm(f.client, "t:", Millis(0), lease);
+      const auto k = key_of("warm", l, 1);
+      auto a = co_await admit(warm, k);
+      CHECK(warm.reconcile(k, a.id, a.r.at_ms, 1, 0));
+      CHECK(warm.release(k, a.id, a.r.at_ms));
+      co_await sync(c);
+      auto reset = co_await cmd(c, "CONFIG", "RESETSTAT");
+      REQUIRE(reset);
+    }
+
+    struct Running {
+      std::string id;
+      std::int64_t at_ms, est, offset;
+    };
+    std::map<std::int64_t, std::int64_t> buckets;  // second -> tokens, as the model counts them
+    std::map<std::string, std::int64_t> reserved;  // admission id -> tokens
+    std::int64_t used = 0;
+    std::vector<Running> running;
+    std::int64_t whole_hash_reads = 0;
+    std::mt19937 rng(20261125);
+    auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
+    auto sum_of = [](const auto& m) {
+      std::int64_t s = 0;
+      for (const auto& [k, v] : m) s += v;
+      return s;
+    };
+    // A bucket changed as the scripts change it: gone at 0 or below.
+    auto add = [&](std::int64_t sec, std::int64_t delta) {
+      if ((buckets[sec] += delta) <= 0) buckets.erase(sec);
+    };
+
+    // Phases at these clock offsets (limiters whose clocks are ahead), in seconds: 7 s apart, then
+    // 59 and 60 s after an earlier phase (its second is the window's last, then gone), then a jump
+    // past every window.
+    const std::vector<std::int64_t> offsets{0,  7,  14, 21, 28,  35,  42,  49,  56,
+                                            59, 60, 61, 66, 119, 120, 121, 330, 333};
+    for (std::size_t phase = 0; phase < offsets.size(); ++phase) {
+      const std::int64_t offset = offsets[phase] * 1000;
+      Limiter lim(f.client, "t:", Millis(offset), lease);
+      for (int step = 0; step < 40; ++step) {
+        const int op = pick(10);
+        // Only requests at most 10 s old end here: their second is still in the window, as it is
+        // for any request that ends within 45 s.
+        std::vector<std::size_t> recent;
+        for (std::size_t i = 0; i < running.size(); ++i)
+          if (running[i].offset >= offset - 10'000) recent.push_back(i);
+        if (op < 6 || recent.empty()) {
+          const std::int64_t est = pick(4) == 0 ? 0 : 1 + pick(500);
+          const auto k = key_of("prop", l, est);
+          auto a = co_await admit(lim, k);
+          REQUIRE(a.r.key.admitted);
+          const std::int64_t sec = a.r.at_ms / 1000;
+          std::erase_if(buckets, [&](const auto& b) { return b.first < sec - 59; });
+          const auto before = sum_of(buckets);
+          if (est > 0) add(sec, est);
+          const auto remaining = kTpm - before - est;
+          CHECK(a.r.key.headers.remaining_tokens.value_or(-1) == remaining);
+          REQUIRE(a.r.key.headers.reset_tokens);
+          if (buckets.empty())
+            CHECK(a.r.key.headers.reset_tokens->count() == 0);
+          else
+            CHECK(a.r.key.headers.reset_tokens->count() == (buckets.begin()->first + 60) * 1000 - a.r.at_ms);
+          CHECK(a.r.key.reserved_tokens == est);
+          const auto budget_left = kBudget - used - sum_of(reserved) - est;
+          CHECK(a.r.key.headers.budget_tokens_left.value_or(-1) == budget_left);
+          reserved[a.id] = est;
+          running.push_back({a.id, a.r.at_ms, est, offset});
+        } else {
+          const auto at = recent[static_cast<std::size_t>(pick(static_cast<int>(recent.size())))];
+          const Running r = running[at];
+          running.erase(running.begin() + static_cast<std::ptrdiff_t>(at));
+          const auto k = key_of("prop", l, r.est);
+          if (op < 9) {
+            const std::int64_t tokens = pick(700);
+            CHECK(lim.reconcile(k, r.id, r.at_ms, tokens, 0));
+            if (tokens != r.est) add(r.at_ms / 1000, tokens - r.est);
+            used += tokens;
+          } else {
+            CHECK(lim.release(k, r.id, r.at_ms));
+            if (r.est > 0 && buckets.contains(r.at_ms / 1000)) add(r.at_ms / 1000, -r.est);
+          }
+          reserved.erase(r.id);
+        }
+      }
+      co_await sync(c);
+      whole_hash_reads += co_await hgetall_calls(c);  // before the checks, which make some
+      CO_CHECK_EQ(co_await reservations(c, "prop"), static_cast<std::int64_t>(reserved.size()));
+      CO_CHECK_EQ(co_await zcard(c, kname("prop", "par")), static_cast<std::int64_t>(running.size()));
+      co_await tok_sum(c, "prop");  // checks the running sum against the buckets
+      CO_CHECK_EQ(co_await hget(c, kname("prop", "used"), "t"), used == 0 ? -1 : used);
+      auto reset = co_await cmd(c, "CONFIG", "RESETSTAT");
+      REQUIRE(reset);
+    }
+    // Admissions read no whole hash, except the first (no window yet) and the one after the jump.
+    // (Before the running totals, every admission read two: every tpm bucket, every reservation.)
+    CHECK(whole_hash_reads == 2);
+  };
+  f.run(body);
+}
+
 TEST_CASE("limiter: reservations not reconciled expire with the lease") {
   Fixture f;
   f.make_client(f.options());
@@ -819,7 +979,7 @@ TEST_CASE("limiter: reservations not reconciled expire with the lease") {
     CHECK(back.r.key.admitted);
     CHECK(back.r.key.reserved_tokens == 60);
     CHECK(back.r.key.headers.budget_tokens_left == 40);
-    CO_CHECK_EQ(co_await hlen(c, kname("res", "res")), 1);  // the expired ones were dropped
+    CO_CHECK_EQ(co_await reservations(c, "res"), 1);  // the expired ones were dropped
     auto back_usd = co_await admit(lim, ku);
     CHECK(back_usd.r.key.admitted);
     CHECK(back_usd.r.key.reserved_micro_usd == 100);
@@ -971,11 +1131,11 @@ TEST_CASE("limiter: key and providers in one admission; release undoes both") {
     CHECK(r->key.reserved_micro_usd == 500);
     const auto day = std::to_string(r->at_ms / kDayMs);
     // at_ms is the key's admission time: its tpm estimate is in that second.
-    CO_CHECK_EQ(co_await hget(c, kname("all", "tpm"), std::to_string(r->at_ms / 1000)), 50);
+    CO_CHECK_EQ(co_await hget(c, kname("all", "tok"), std::to_string(r->at_ms / 1000)), 50);
     CO_CHECK_EQ(co_await zcard(c, kname("all", "rpm")), 1);
     CO_CHECK_EQ(co_await hget(c, kname("all", "rpd"), day), 1);
     CO_CHECK_EQ(co_await zcard(c, kname("all", "par")), 1);
-    CO_CHECK_EQ(co_await hlen(c, kname("all", "res")), 1);
+    CO_CHECK_EQ(co_await reservations(c, "all"), 1);
     CO_CHECK_EQ(co_await zcard(c, pname("pp", "rpm")), 1);
     CO_CHECK_EQ(co_await hget(c, pname("pp", "rpd"), day), 1);
 
@@ -985,9 +1145,9 @@ TEST_CASE("limiter: key and providers in one admission; release undoes both") {
     co_await sync(c);
     CO_CHECK_EQ(co_await zcard(c, kname("all", "rpm")), 0);
     CO_CHECK_EQ(co_await hget(c, kname("all", "rpd"), day), 0);
-    CO_CHECK_EQ(co_await hsum(c, kname("all", "tpm")), 0);
+    CO_CHECK_EQ(co_await tok_sum(c, "all"), 0);
     CO_CHECK_EQ(co_await zcard(c, kname("all", "par")), 0);
-    CO_CHECK_EQ(co_await hlen(c, kname("all", "res")), 0);
+    CO_CHECK_EQ(co_await reservations(c, "all"), 0);
     CO_CHECK_EQ(co_await zcard(c, pname("pp", "rpm")), 0);
     CO_CHECK_EQ(co_await hget(c, pname("pp", "rpd"), day), 0);
     CO_CHECK_EQ(co_await hget(c, kname("all", "used"), "t"), -1);  // a release uses nothing
@@ -1029,7 +1189,7 @@ TEST_CASE("limiter: key and providers in one admission; release undoes both") {
       REQUIRE(rn);
       CHECK(lim.release(kt, idn, rn->at_ms));
       co_await sync(c);
-      const auto left = co_await hsum(c, kname("at", "tpm"));
+      const auto left = co_await tok_sum(c, "at");
       buckets_match = buckets_match && left == 0;
     }
     CHECK(buckets_match);
@@ -1235,7 +1395,7 @@ TEST_CASE("limiter: seed_used and reset_used") {
     core::KeyLimits ol;
     ol.token_budget = 1000;
     const auto other = key_of("seed", ol, 1);
-    CO_CHECK_EQ(co_await hlen(c, kname("seed", "res")), 0);
+    CO_CHECK_EQ(co_await reservations(c, "seed"), 0);
 
     // The budget starts again from an explicit zero (readers must not fall back to PostgreSQL).
     auto reset = co_await lim.reset_used("seed", true);
@@ -1251,11 +1411,11 @@ TEST_CASE("limiter: seed_used and reset_used") {
     CHECK(fresh.r.used.tokens == 0);
     CHECK(fresh.r.used.micro_usd == 0);
     CHECK(fresh.r.key.headers.budget_tokens_left == 600);
-    CO_CHECK_EQ(co_await hlen(c, kname("seed", "res")), 1);
+    CO_CHECK_EQ(co_await reservations(c, "seed"), 1);
     // A reservation outstanding when the budget is reset goes too.
     auto reset2 = co_await lim.reset_used("seed", true);
     REQUIRE(reset2);
-    CO_CHECK_EQ(co_await hlen(c, kname("seed", "res")), 0);
+    CO_CHECK_EQ(co_await reservations(c, "seed"), 0);
     auto o = co_await admit(lim, other);
     CHECK(o.r.key.admitted);
     CHECK(o.r.key.headers.budget_tokens_left == 999);
@@ -1299,8 +1459,8 @@ TEST_CASE("limiter: every key carries its hash tag") {
     }
     co_await sync(c);
     auto keys = co_await all_keys(c);
-    std::vector<std::string> expected{kname("tag", "par"), kname("tag", "res"), kname("tag", "rpd"),
-                                      kname("tag", "rpm"), kname("tag", "tpm"), kname("tag", "used"),
+    std::vector<std::string> expected{kname("tag", "par"), kname("tag", "rsv"), kname("tag", "rpd"),
+                                      kname("tag", "rpm"), kname("tag", "tok"), kname("tag", "used"),
                                       pname("pa", "rpd"),  pname("pa", "rpm"),  pname("pb", "rpd"),
                                       pname("pb", "rpm")};
     std::sort(expected.begin(), expected.end());
