@@ -2,22 +2,39 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
+#include <charconv>
+
 namespace cache {
 
+namespace {
+
+// "*3\r\n" or "$5\r\n": a marker, a decimal count, CRLF.
+void append_count(char marker, std::size_t n, std::string& out) {
+  char buf[24];
+  buf[0] = marker;
+  char* end = std::to_chars(buf + 1, buf + sizeof buf - 2, n).ptr;
+  *end++ = '\r';
+  *end++ = '\n';
+  out.append(buf, static_cast<std::size_t>(end - buf));
+}
+
+}  // namespace
+
+// RESP's request form is an array of bulk strings: "*<n>\r\n", then "$<len>\r\n<bytes>\r\n" per
+// argument. Written here rather than by hiredis's redisFormatCommandArgv, which formats every
+// length with sprintf and copies the command once more (about 2,000 instructions per argument: a
+// limited key's two scripts cost 25,000 per request); a test holds the two to the same bytes.
 void encode_command(const std::vector<std::string>& args, std::string& out) {
-  std::vector<const char*> argv;
-  std::vector<std::size_t> lens;
-  argv.reserve(args.size());
-  lens.reserve(args.size());
+  std::size_t size = 16;
+  for (const auto& a : args) size += a.size() + 16;
+  if (out.capacity() - out.size() < size) out.reserve(std::max(out.size() + size, 2 * out.capacity()));
+  append_count('*', args.size(), out);
   for (const auto& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
+    append_count('$', a.size(), out);
+    out.append(a);
+    out.append("\r\n", 2);
   }
-  char* cmd = nullptr;
-  const int n = redisFormatCommandArgv(&cmd, static_cast<int>(args.size()), argv.data(), lens.data());
-  if (n < 0) throw std::bad_alloc();  // hiredis only fails here when out of memory
-  out.append(cmd, static_cast<std::size_t>(n));
-  redisFreeCommand(cmd);
 }
 
 void ReplyParser::Free::operator()(redisReader* r) const noexcept {

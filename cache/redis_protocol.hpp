@@ -1,6 +1,7 @@
 #pragma once
-// RESP encoding and incremental decoding, delegated to hiredis so we never hand-roll the wire format.
-// Only the bytes go through hiredis; sockets and timing belong to Asio (see redis_client.hpp).
+// RESP encoding and incremental decoding. Replies are parsed by hiredis, so we never hand-roll the
+// parser; a command is a plain array of bulk strings, encoded here (and tested against hiredis's
+// encoder). Sockets and timing belong to Asio (see redis_client.hpp).
 #include "cache/redis_reply.hpp"
 #include "core/result.hpp"
 

@@ -12,7 +12,9 @@ const stack = await startStack({ env: { WORKERS: '1' } });
 try {
   const p = await adminOk(stack, 'POST', '/admin/providers', { name: 'oa', kind: 'openai', api_key: 'sk-up', base_url: stack.mock.url }, 201);
   await adminOk(stack, 'POST', '/admin/models', { name: 'm1', provider_id: p.id }, 201);
-  const k = await adminOk(stack, 'POST', '/admin/keys', { name: 'k' }, 201);
+  // INSTR_KEY_LIMITS='{"rpm":...}': the key's limits (the cost of admission and reconcile).
+  const limits = JSON.parse(process.env.INSTR_KEY_LIMITS || '{}');
+  const k = await adminOk(stack, 'POST', '/admin/keys', { name: 'k', ...limits }, 201);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   // STREAM_CHUNKS=n: a streamed completion instead, n content events 1 ms apart (each its own read
   // at the gateway, as an LLM's tokens are), then the usage event and [DONE]. The mock makes them:

@@ -6,6 +6,7 @@
 #   bash bench/instr/run.sh [BINARY]      (default build/gateway/llm-gateway)
 #   STREAM_CHUNKS=32 INSTR_N1=20 INSTR_N2=120 bash bench/instr/run.sh   streamed completions of 32
 #                                         events each: divide by 32 for the cost of relaying one
+#   INSTR_KEY_LIMITS='{"rpm":1000000,"token_budget":1000000000}' bash bench/instr/run.sh   a key with limits
 #
 # Two runs of bench/instr/drive.mjs under valgrind --tool=callgrind, with N1 and N2 requests; the
 # difference divided by N2 - N1 is one request's cost, with start-up and shutdown cancelled out.

@@ -1,12 +1,53 @@
 #define CATCH_CONFIG_MAIN
 #include <catch2/catch.hpp>
 
+#include "cache/redis_protocol.hpp"
 #include "test/cache/redis_fixture.hpp"
 
+#include <hiredis/hiredis.h>
+
 #include <algorithm>
+#include <random>
 #include <thread>
 
 using namespace test_redis;
+
+// The encoder is ours; hiredis's redisFormatCommandArgv is the reference it must match byte for byte.
+TEST_CASE("encode_command writes what hiredis writes") {
+  std::mt19937 rng(7);
+  auto reference = [](const std::vector<std::string>& args) {
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lens;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    char* cmd = nullptr;
+    const int n = redisFormatCommandArgv(&cmd, static_cast<int>(args.size()), argv.data(), lens.data());
+    REQUIRE(n > 0);
+    std::string out(cmd, static_cast<std::size_t>(n));
+    redisFreeCommand(cmd);
+    return out;
+  };
+  std::string all, expected;  // several commands appended to one buffer, as the client does
+  for (int i = 0; i < 2000; ++i) {
+    std::vector<std::string> args(1 + rng() % 20);
+    for (auto& a : args) {
+      // Mostly short, sometimes empty or long (lengths of 1 to 5 digits); any byte, CR and LF included.
+      const std::size_t len = rng() % 8 == 0 ? rng() % 20'000 : rng() % 40;
+      for (std::size_t j = 0; j < len; ++j) a.push_back(static_cast<char>(rng() % 256));
+    }
+    std::string one;
+    cache::encode_command(args, one);
+    CHECK(one == reference(args));
+    cache::encode_command(args, all);
+    expected += reference(args);
+  }
+  CHECK(all == expected);
+  std::string empty_arg;
+  cache::encode_command({"GET", ""}, empty_arg);
+  CHECK(empty_arg == "*2\r\n$3\r\nGET\r\n$0\r\n\r\n");
+}
 
 TEST_CASE("basic commands and reply types") {
   Fixture f;
