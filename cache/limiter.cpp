@@ -18,10 +18,6 @@ std::string sha1_hex(std::string_view text) {
   return core::hex_encode({reinterpret_cast<const char*>(md), len});
 }
 
-std::string num(std::optional<std::int64_t> v) {
-  return std::to_string(v.value_or(0));
-}
-
 bool noscript(const Reply& r) {
   return r.is_error() && r.str.rfind("NOSCRIPT", 0) == 0;
 }
@@ -106,28 +102,37 @@ Limiter::Limiter(std::shared_ptr<RedisClient> redis, std::string prefix, core::M
       renew_(texts().renew) {}
 
 std::string Limiter::key_name(const std::string& key_id, std::string_view what) const {
-  return prefix_ + "rl:{k:" + key_id + "}:" + std::string(what);
+  return key_base(key_id) + std::string(what);
 }
 
-std::string Limiter::provider_name(const std::string& provider_id, std::string_view what) const {
-  return prefix_ + "rl:{providers}:" + provider_id + ":" + std::string(what);
+std::string Limiter::key_base(const std::string& key_id) const {
+  return prefix_ + "rl:{k:" + key_id + "}:";
 }
 
-std::vector<std::string> Limiter::evalsha(const Script& s, std::vector<std::string> keys,
-                                          std::vector<std::string> args) const {
-  std::vector<std::string> cmd{"EVALSHA", s.sha, std::to_string(keys.size())};
-  for (auto& k : keys) cmd.push_back(std::move(k));
-  for (auto& a : args) cmd.push_back(std::move(a));
-  return cmd;
+std::string Limiter::provider_base(const std::string& provider_id) const {
+  return prefix_ + "rl:{providers}:" + provider_id + ":";
 }
 
-std::vector<std::string> Limiter::eval(const Script& s, std::vector<std::string> keys,
-                                       std::vector<std::string> args) const {
-  auto cmd = evalsha(s, std::move(keys), std::move(args));
-  cmd[0] = "EVAL";
-  cmd[1] = std::string(s.text);
-  return cmd;
+namespace {
+
+// Room for one script call: a sha, six key names with their prefix and a dozen numbers.
+constexpr std::size_t kCommandBytes = 768;
+
+// EVALSHA <sha> <number of keys>; the caller writes the keys and the arguments.
+void script_head(CommandWriter& w, std::string_view sha, std::size_t keys) {
+  w.arg("EVALSHA").arg(sha).arg(static_cast<std::int64_t>(keys));
 }
+
+// SCRIPT LOAD of each script, then `cmds` again: what to send after their NOSCRIPT reply.
+EncodedCommands loaded_then(std::span<const std::string_view> texts, const EncodedCommands& cmds) {
+  EncodedCommands out;
+  for (auto text : texts) CommandWriter(out, 3).arg("SCRIPT").arg("LOAD").arg(text);
+  out.bytes += cmds.bytes;
+  out.count += cmds.count;
+  return out;
+}
+
+}  // namespace
 
 net::awaitable<core::Result<AdmitResult>> Limiter::admit(const KeyAdmit* key,
                                                          std::span<const ProviderCandidate> candidates,
@@ -141,53 +146,58 @@ net::awaitable<core::Result<AdmitResult>> Limiter::admit(const KeyAdmit* key,
   if (limited == 0 && !candidates.empty()) out.provider = 0;
   if (!check_key && limited == 0) co_return out;
 
-  // The commands, by sha or (Redis lost the scripts) by text.
-  auto commands = [&](bool by_text) {
-    std::vector<std::vector<std::string>> cmds;
-    auto add = [&](const Script& s, std::vector<std::string> keys, std::vector<std::string> args) {
-      cmds.push_back(by_text ? eval(s, std::move(keys), std::move(args))
-                             : evalsha(s, std::move(keys), std::move(args)));
-    };
-    if (check_key) {
+  // Command i (the key's script first, if any, then the providers'), written into `cmds`.
+  const Script* scripts[2] = {nullptr, nullptr};
+  auto write = [&](std::size_t i, EncodedCommands& cmds) {
+    if (check_key && i == 0) {
       const auto& l = key->limits;
-      add(admit_key_,
-          {key_name(key->key_id, "rpm"), key_name(key->key_id, "rpd"), key_name(key->key_id, "tok"),
-           key_name(key->key_id, "par"), key_name(key->key_id, "used"), key_name(key->key_id, "rsv")},
-          {std::to_string(offset_.count()), admission_id, num(l.rpm), num(l.rpd), num(l.tpm),
-           num(l.max_parallel), num(l.token_budget),
-           std::to_string(l.budget_usd ? core::to_micro_usd(*l.budget_usd) : 0),
-           std::to_string(key->est_tokens), std::to_string(key->est_micro_usd),
-           std::to_string(lease_.count())});
+      const auto base = key_base(key->key_id);
+      CommandWriter w(cmds, 3 + 6 + 11);
+      script_head(w, admit_key_.sha, 6);
+      w.arg_parts({base, "rpm"}).arg_parts({base, "rpd"}).arg_parts({base, "tok"});
+      w.arg_parts({base, "par"}).arg_parts({base, "used"}).arg_parts({base, "rsv"});
+      w.arg(offset_.count()).arg(admission_id).arg(l.rpm.value_or(0)).arg(l.rpd.value_or(0));
+      w.arg(l.tpm.value_or(0)).arg(l.max_parallel.value_or(0)).arg(l.token_budget.value_or(0));
+      w.arg(l.budget_usd ? core::to_micro_usd(*l.budget_usd) : 0).arg(key->est_tokens);
+      w.arg(key->est_micro_usd).arg(lease_.count());
+      return;
     }
-    if (limited > 0) {
-      std::vector<std::string> keys,
-          args{std::to_string(offset_.count()), admission_id, std::to_string(limited)};
-      for (std::size_t i = 0; i < limited; ++i) {
-        keys.push_back(provider_name(candidates[i].provider_id, "rpm"));
-        keys.push_back(provider_name(candidates[i].provider_id, "rpd"));
-        args.push_back(num(candidates[i].limits.rpm));
-        args.push_back(num(candidates[i].limits.rpd));
-      }
-      add(admit_provider_, std::move(keys), std::move(args));
+    CommandWriter w(cmds, 3 + 2 * limited + 3 + 2 * limited);
+    script_head(w, admit_provider_.sha, 2 * limited);
+    for (std::size_t c = 0; c < limited; ++c) {
+      const auto base = provider_base(candidates[c].provider_id);
+      w.arg_parts({base, "rpm"}).arg_parts({base, "rpd"});
     }
-    return cmds;
+    w.arg(offset_.count()).arg(admission_id).arg(static_cast<std::int64_t>(limited));
+    for (std::size_t c = 0; c < limited; ++c)
+      w.arg(candidates[c].limits.rpm.value_or(0)).arg(candidates[c].limits.rpd.value_or(0));
   };
+  std::size_t n = 0;
+  if (check_key) scripts[n++] = &admit_key_;
+  if (limited > 0) scripts[n++] = &admit_provider_;
+  EncodedCommands cmds;
+  cmds.bytes.reserve(kCommandBytes * n);  // one allocation, not one per doubling
+  for (std::size_t i = 0; i < n; ++i) write(i, cmds);
 
-  auto by_sha = commands(false);
-  auto replies = co_await redis_->pipeline(std::move(by_sha));
+  auto replies = co_await redis_->pipeline(std::move(cmds));
   if (!replies) co_return replies.error();
-  // Scripts not loaded yet (a restarted or flushed Redis): those commands did nothing; run them
-  // again by text (which also loads them). Commands that did run are not repeated.
+  // Scripts not loaded yet (a restarted or flushed Redis): those commands did nothing; load the
+  // scripts and run them again. Commands that did run are not repeated.
   std::vector<std::size_t> missing;
   for (std::size_t i = 0; i < replies->size(); ++i)
     if (noscript((*replies)[i])) missing.push_back(i);
   if (!missing.empty()) {
-    auto by_text = commands(true);
-    std::vector<std::vector<std::string>> again;
-    for (auto i : missing) again.push_back(std::move(by_text[i]));
-    auto retried = co_await redis_->pipeline(std::move(again));
+    std::vector<std::string_view> texts;
+    EncodedCommands again;
+    for (auto i : missing) {
+      texts.push_back(scripts[i]->text);
+      write(i, again);
+    }
+    auto retry = loaded_then(texts, again);
+    auto retried = co_await redis_->pipeline(std::move(retry));
     if (!retried) co_return retried.error();
-    for (std::size_t j = 0; j < missing.size(); ++j) (*replies)[missing[j]] = std::move((*retried)[j]);
+    for (std::size_t j = 0; j < missing.size(); ++j)
+      (*replies)[missing[j]] = std::move((*retried)[texts.size() + j]);
   }
   for (const auto& r : *replies)
     if (r.is_error() || r.type != Reply::Type::array)
@@ -214,52 +224,76 @@ net::awaitable<core::Result<AdmitResult>> Limiter::admit(const KeyAdmit* key,
   co_return out;
 }
 
-bool Limiter::fire(const Script& s, std::vector<std::string> keys, std::vector<std::string> args) {
-  auto cmd = std::make_shared<std::vector<std::vector<std::string>>>(
-      1, evalsha(s, std::move(keys), std::move(args)));
-  // NOSCRIPT (a restarted or flushed Redis): the command did nothing; the same by text loads it.
-  auto again = [redis = std::weak_ptr<RedisClient>(redis_), cmd, text = s.text](std::vector<Reply>& replies) {
+bool Limiter::fire(const Script& s, EncodedCommands cmd) {
+  auto shared = std::make_shared<const EncodedCommands>(std::move(cmd));
+  // NOSCRIPT (a restarted or flushed Redis): the command did nothing; load the script and send it again.
+  auto again = [redis = std::weak_ptr<RedisClient>(redis_), shared,
+                text = s.text](std::vector<Reply>& replies) {
     auto client = redis.lock();
     if (!client || replies.empty() || !noscript(replies.front())) return;
-    auto& by_text = cmd->front();
-    by_text[0] = "EVAL";
-    by_text[1] = std::string(text);
-    client->send(*cmd);
+    const std::string_view texts[] = {text};
+    client->send(loaded_then(texts, *shared));
   };
-  return redis_->send(*cmd, std::move(again));
+  return redis_->send(*shared, std::move(again));
 }
 
 bool Limiter::reconcile(const KeyAdmit& key, const std::string& admission_id, std::int64_t at_ms,
                         std::int64_t tokens, std::int64_t micro_usd) {
   const auto& l = key.limits;
   const bool budgets = l.token_budget || l.budget_usd;
-  return fire(
-      reconcile_,
-      {key_name(key.key_id, "tok"), key_name(key.key_id, "par"), key_name(key.key_id, "used"),
-       key_name(key.key_id, "rsv")},
-      {std::to_string(offset_.count()), admission_id, std::to_string(tokens), std::to_string(micro_usd),
-       l.tpm ? "1" : "0", budgets ? "1" : "0", std::to_string(key.est_tokens), std::to_string(at_ms)});
+  const auto base = key_base(key.key_id);
+  EncodedCommands cmd;
+  cmd.bytes.reserve(kCommandBytes);
+  {
+    CommandWriter w(cmd, 3 + 4 + 8);
+    script_head(w, reconcile_.sha, 4);
+    w.arg_parts({base, "tok"}).arg_parts({base, "par"}).arg_parts({base, "used"}).arg_parts({base, "rsv"});
+    w.arg(offset_.count()).arg(admission_id).arg(tokens).arg(micro_usd);
+    w.arg(l.tpm ? "1" : "0").arg(budgets ? "1" : "0").arg(key.est_tokens).arg(at_ms);
+  }
+  return fire(reconcile_, std::move(cmd));
 }
 
 bool Limiter::release(const KeyAdmit& key, const std::string& admission_id, std::int64_t at_ms) {
-  return fire(release_,
-              {key_name(key.key_id, "rpm"), key_name(key.key_id, "rpd"), key_name(key.key_id, "tok"),
-               key_name(key.key_id, "par"), key_name(key.key_id, "rsv")},
-              {std::to_string(offset_.count()), admission_id, key.limits.rpd ? "1" : "0",
-               std::to_string(key.limits.tpm ? key.est_tokens : 0), std::to_string(at_ms)});
+  const auto base = key_base(key.key_id);
+  EncodedCommands cmd;
+  cmd.bytes.reserve(kCommandBytes);
+  {
+    CommandWriter w(cmd, 3 + 5 + 5);
+    script_head(w, release_.sha, 5);
+    w.arg_parts({base, "rpm"}).arg_parts({base, "rpd"}).arg_parts({base, "tok"});
+    w.arg_parts({base, "par"}).arg_parts({base, "rsv"});
+    w.arg(offset_.count()).arg(admission_id).arg(key.limits.rpd ? "1" : "0");
+    w.arg(key.limits.tpm ? key.est_tokens : 0).arg(at_ms);
+  }
+  return fire(release_, std::move(cmd));
 }
 
 bool Limiter::release(const ProviderCandidate& p, const std::string& admission_id, std::int64_t at_ms) {
-  return fire(
-      release_provider_, {provider_name(p.provider_id, "rpm"), provider_name(p.provider_id, "rpd")},
-      {std::to_string(offset_.count()), admission_id, p.limits.rpd ? "1" : "0", std::to_string(at_ms)});
+  const auto base = provider_base(p.provider_id);
+  EncodedCommands cmd;
+  cmd.bytes.reserve(kCommandBytes);
+  {
+    CommandWriter w(cmd, 3 + 2 + 4);
+    script_head(w, release_provider_.sha, 2);
+    w.arg_parts({base, "rpm"}).arg_parts({base, "rpd"});
+    w.arg(offset_.count()).arg(admission_id).arg(p.limits.rpd ? "1" : "0").arg(at_ms);
+  }
+  return fire(release_provider_, std::move(cmd));
 }
 
 bool Limiter::renew(const std::string& key_id, const std::vector<std::string>& admission_ids) {
   if (admission_ids.empty()) return true;
-  std::vector<std::string> args{std::to_string(offset_.count()), std::to_string(lease_.count())};
-  args.insert(args.end(), admission_ids.begin(), admission_ids.end());
-  return fire(renew_, {key_name(key_id, "par"), key_name(key_id, "rsv")}, std::move(args));
+  const auto base = key_base(key_id);
+  EncodedCommands cmd;
+  cmd.bytes.reserve(kCommandBytes);
+  {
+    CommandWriter w(cmd, 3 + 2 + 2 + admission_ids.size());
+    script_head(w, renew_.sha, 2);
+    w.arg_parts({base, "par"}).arg_parts({base, "rsv"}).arg(offset_.count()).arg(lease_.count());
+    for (const auto& id : admission_ids) w.arg(id);
+  }
+  return fire(renew_, std::move(cmd));
 }
 
 net::awaitable<core::Status> Limiter::seed_used(std::vector<UsedSeed> seeds, bool overwrite) {

@@ -47,8 +47,8 @@ class Limiter {
   boost::asio::awaitable<core::Result<AdmitResult>> admit(const KeyAdmit* key,
                                                           std::span<const ProviderCandidate> candidates,
                                                           std::string admission_id);
-  // The rest is queued at once, not awaited (EVALSHA, again as EVAL on NOSCRIPT); false when Redis
-  // is not connected. `at_ms` is AdmitResult::at_ms.
+  // The rest is queued at once, not awaited (EVALSHA; after NOSCRIPT, SCRIPT LOAD and the same
+  // again); false when Redis is not connected. `at_ms` is AdmitResult::at_ms.
   // The request is over: its lease and reservation go, its usage counts.
   bool reconcile(const KeyAdmit& key, const std::string& admission_id, std::int64_t at_ms,
                  std::int64_t tokens, std::int64_t micro_usd);
@@ -84,12 +84,10 @@ class Limiter {
     std::string sha;
   };
   std::string key_name(const std::string& key_id, std::string_view what) const;
-  std::string provider_name(const std::string& provider_id, std::string_view what) const;
-  std::vector<std::string> evalsha(const Script& s, std::vector<std::string> keys,
-                                   std::vector<std::string> args) const;
-  std::vector<std::string> eval(const Script& s, std::vector<std::string> keys,
-                                std::vector<std::string> args) const;
-  bool fire(const Script& s, std::vector<std::string> keys, std::vector<std::string> args);
+  std::string key_base(const std::string& key_id) const;  // a key's counters: this + "rpm", ...
+  std::string provider_base(const std::string& provider_id) const;
+  // Queues `cmd` (a call of `s`) without waiting; after NOSCRIPT, loads `s` and sends it again.
+  bool fire(const Script& s, EncodedCommands cmd);
 
   std::shared_ptr<RedisClient> redis_;
   std::string prefix_;

@@ -151,24 +151,45 @@ void RedisClient::flush_now() {
   if (!out_.empty()) write_signal_.cancel();
 }
 
+namespace {
+
+EncodedCommands encode(const std::vector<std::vector<std::string>>& cmds) {
+  EncodedCommands out;
+  for (const auto& c : cmds) {
+    encode_command(c, out.bytes);
+    ++out.count;
+  }
+  return out;
+}
+
+// An empty command encodes as "*0", which Redis silently ignores: no reply would ever come.
+bool any_empty(const std::vector<std::vector<std::string>>& cmds) {
+  return std::ranges::any_of(cmds, [](const auto& c) { return c.empty(); });
+}
+
+}  // namespace
+
 asio::awaitable<core::Result<std::vector<Reply>>> RedisClient::pipeline(
     std::vector<std::vector<std::string>> cmds) {
+  if (any_empty(cmds)) co_return core::Error{core::errc::internal, "empty redis command"};
+  auto encoded = encode(cmds);  // named first: GCC 12 and temporaries in co_await (scripts/lint.sh)
+  co_return co_await pipeline(std::move(encoded));
+}
+
+asio::awaitable<core::Result<std::vector<Reply>>> RedisClient::pipeline(EncodedCommands cmds) {
   auto self = shared_from_this();  // we touch members after resuming
   if (!connected_) {
     ++failures_;
     co_return unavailable("redis not connected");
   }
-  if (cmds.empty()) co_return std::vector<Reply>{};
-  if (pending_commands_ + cmds.size() > opts_.max_pending)
+  if (cmds.count == 0) co_return std::vector<Reply>{};
+  if (pending_commands_ + cmds.count > opts_.max_pending)
     co_return core::Error{core::errc::overloaded, "too many cache commands in flight"};
-  // An empty command encodes as "*0", which Redis silently ignores: no reply would ever come.
-  if (std::ranges::any_of(cmds, [](const auto& c) { return c.empty(); }))
-    co_return core::Error{core::errc::internal, "empty redis command"};
 
-  auto p = std::make_shared<Pending>(ex_, opts_.command_timeout, cmds.size());
-  for (const auto& c : cmds) encode_command(c, out_);
+  auto p = std::make_shared<Pending>(ex_, opts_.command_timeout, cmds.count);
+  out_.append(cmds.bytes);
   pending_.push_back(p);
-  pending_commands_ += cmds.size();
+  pending_commands_ += cmds.count;
   flush_now();
 
   co_await p->timer.async_wait(use_tuple);
@@ -187,25 +208,30 @@ asio::awaitable<core::Result<std::vector<Reply>>> RedisClient::pipeline(
 
 bool RedisClient::send(const std::vector<std::vector<std::string>>& cmds,
                        std::function<void(std::vector<Reply>&)> on_replies) {
-  if (!connected_ || cmds.empty() || pending_commands_ + cmds.size() > opts_.max_pending) {
+  if (any_empty(cmds)) return false;
+  return send(encode(cmds), std::move(on_replies));
+}
+
+bool RedisClient::send(const EncodedCommands& cmds, std::function<void(std::vector<Reply>&)> on_replies) {
+  if (!connected_ || cmds.count == 0 || pending_commands_ + cmds.count > opts_.max_pending) {
     ++failures_;
     return false;
   }
-  for (const auto& c : cmds)
-    if (c.empty()) return false;
-  auto p = std::make_shared<Pending>(ex_, opts_.command_timeout, cmds.size());  // nobody waits on it
+  auto p = std::make_shared<Pending>(ex_, opts_.command_timeout, cmds.count);  // nobody waits on it
   p->on_replies = std::move(on_replies);
-  for (const auto& c : cmds) encode_command(c, out_);
+  out_.append(cmds.bytes);
   pending_.push_back(std::move(p));
-  pending_commands_ += cmds.size();
+  pending_commands_ += cmds.count;
   flush_now();
   return true;
 }
 
 asio::awaitable<core::Result<Reply>> RedisClient::command(std::vector<std::string> args) {
-  std::vector<std::vector<std::string>> cmds;
-  cmds.push_back(std::move(args));
-  auto replies = co_await pipeline(std::move(cmds));
+  if (args.empty()) co_return core::Error{core::errc::internal, "empty redis command"};
+  EncodedCommands cmd;
+  encode_command(args, cmd.bytes);
+  cmd.count = 1;
+  auto replies = co_await pipeline(std::move(cmd));
   if (!replies) co_return std::move(replies).error();
   co_return std::move(replies->front());
 }

@@ -3,6 +3,7 @@
 // reconnect. Single executor only (an io_context thread or a strand); not thread-safe.
 // Expected failures come back as core::Error, never as exceptions.
 #include "cache/redis_connection.hpp"
+#include "cache/redis_protocol.hpp"
 #include "cache/redis_reply.hpp"
 #include "core/histogram.hpp"
 #include "core/result.hpp"
@@ -47,6 +48,9 @@ class RedisClient : public std::enable_shared_from_this<RedisClient> {
   // they come too late to matter). False when not connected (nothing was queued).
   bool send(const std::vector<std::vector<std::string>>& cmds,
             std::function<void(std::vector<Reply>&)> on_replies = {});
+  // The same with commands already encoded (CommandWriter).
+  boost::asio::awaitable<core::Result<std::vector<Reply>>> pipeline(EncodedCommands cmds);
+  bool send(const EncodedCommands& cmds, std::function<void(std::vector<Reply>&)> on_replies = {});
 
   // For metrics (read on the client's executor): failed commands and command latency.
   std::uint64_t failures() const noexcept { return failures_; }

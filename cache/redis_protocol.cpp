@@ -3,6 +3,7 @@
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
+#include <cassert>
 #include <charconv>
 
 namespace cache {
@@ -35,6 +36,42 @@ void encode_command(const std::vector<std::string>& args, std::string& out) {
     out.append(a);
     out.append("\r\n", 2);
   }
+}
+
+CommandWriter::CommandWriter(EncodedCommands& out, std::size_t args) : out_(out.bytes), left_(args) {
+  ++out.count;
+  append_count('*', args, out_);
+}
+
+// A command with fewer or more arguments than it announced would desynchronise the connection.
+CommandWriter::~CommandWriter() {
+  assert(left_ == 0);
+}
+
+CommandWriter& CommandWriter::arg(std::string_view a) {
+  assert(left_ > 0);
+  --left_;
+  append_count('$', a.size(), out_);
+  out_.append(a);
+  out_.append("\r\n", 2);
+  return *this;
+}
+
+CommandWriter& CommandWriter::arg(std::int64_t n) {
+  char buf[24];
+  const auto end = std::to_chars(buf, buf + sizeof buf, n).ptr;
+  return arg(std::string_view(buf, static_cast<std::size_t>(end - buf)));
+}
+
+CommandWriter& CommandWriter::arg_parts(std::initializer_list<std::string_view> parts) {
+  assert(left_ > 0);
+  --left_;
+  std::size_t size = 0;
+  for (auto p : parts) size += p.size();
+  append_count('$', size, out_);
+  for (auto p : parts) out_.append(p);
+  out_.append("\r\n", 2);
+  return *this;
 }
 
 void ReplyParser::Free::operator()(redisReader* r) const noexcept {

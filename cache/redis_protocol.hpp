@@ -5,9 +5,12 @@
 #include "cache/redis_reply.hpp"
 #include "core/result.hpp"
 
+#include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 struct redisReader;
@@ -16,6 +19,30 @@ namespace cache {
 
 // Appends one command in RESP form to `out`. Arguments are binary safe.
 void encode_command(const std::vector<std::string>& args, std::string& out);
+
+// Commands already in RESP form, back to back: for callers on the request path that write them in
+// place (CommandWriter) rather than build a vector of strings per command.
+struct EncodedCommands {
+  std::string bytes;
+  std::size_t count = 0;
+};
+
+// Writes one command into `out`: its argument count first, then exactly that many arguments.
+class CommandWriter {
+ public:
+  CommandWriter(EncodedCommands& out, std::size_t args);
+  ~CommandWriter();
+  CommandWriter(const CommandWriter&) = delete;
+  CommandWriter& operator=(const CommandWriter&) = delete;
+
+  CommandWriter& arg(std::string_view a);
+  CommandWriter& arg(std::int64_t n);                                       // in decimal
+  CommandWriter& arg_parts(std::initializer_list<std::string_view> parts);  // one argument
+
+ private:
+  std::string& out_;
+  std::size_t left_;
+};
 
 // Feed raw bytes, then pull complete replies. One parser per connection: it holds partial replies.
 class ReplyParser {

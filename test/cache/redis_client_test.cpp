@@ -49,6 +49,46 @@ TEST_CASE("encode_command writes what hiredis writes") {
   CHECK(empty_arg == "*2\r\n$3\r\nGET\r\n$0\r\n\r\n");
 }
 
+// CommandWriter writes in place what encode_command writes for the same arguments.
+TEST_CASE("CommandWriter writes what encode_command writes") {
+  std::mt19937 rng(11);
+  cache::EncodedCommands written;
+  std::string expected;
+  for (int i = 0; i < 2000; ++i) {
+    const std::size_t n = 1 + rng() % 12;
+    std::vector<std::string> args;
+    cache::CommandWriter w(written, n);
+    for (std::size_t k = 0; k < n; ++k) {
+      switch (rng() % 3) {
+        case 0: {  // a number, negative ones and int64's ends included
+          const std::int64_t v = rng() % 10 == 0 ? (rng() % 2 ? INT64_MIN : INT64_MAX)
+                                                 : static_cast<std::int64_t>(rng()) - (1LL << 31);
+          w.arg(v);
+          args.push_back(std::to_string(v));
+          break;
+        }
+        case 1: {  // one argument made of up to four parts, any of them empty
+          std::string parts[4];
+          for (auto& p : parts)
+            for (std::size_t j = rng() % 6; j > 0; --j) p.push_back(static_cast<char>(rng() % 256));
+          w.arg_parts({parts[0], parts[1], parts[2], parts[3]});
+          args.push_back(parts[0] + parts[1] + parts[2] + parts[3]);
+          break;
+        }
+        default: {
+          std::string a;
+          for (std::size_t j = rng() % 30; j > 0; --j) a.push_back(static_cast<char>(rng() % 256));
+          w.arg(a);
+          args.push_back(a);
+        }
+      }
+    }
+    cache::encode_command(args, expected);
+  }
+  CHECK(written.count == 2000);
+  CHECK(written.bytes == expected);
+}
+
 TEST_CASE("basic commands and reply types") {
   Fixture f;
   auto opts = f.options();
