@@ -180,8 +180,10 @@ if rpm > 0 then
 end
 if rpd > 0 then
   redis.call('HINCRBY', KEYS[2], day, 1)
-  redis.call('HDEL', KEYS[2], day - 1)
-  redis.call('PEXPIRE', KEYS[2], day_end - now + 3600000)
+  if day_count == 0 then  -- the day's first: the day before goes, the hash lives until this day ends
+    redis.call('HDEL', KEYS[2], day - 1)
+    redis.call('PEXPIRE', KEYS[2], day_end - now + 3600000)
+  end
   day_count = day_count + 1
 end
 if tpm > 0 and est_t > 0 then
