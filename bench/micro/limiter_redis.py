@@ -7,8 +7,8 @@ call and the commands the scripts ran per request.
   python3 bench/micro/limiter_redis.py [--header cache/limiter_scripts.hpp] [--requests 60000]
   git show REV:cache/limiter_scripts.hpp > /tmp/old.hpp && python3 bench/micro/limiter_redis.py --header /tmp/old.hpp
 
-The scripts are put together as cache/limiter.cpp does (the clock, tpm window and reservation parts
-before each body); a header from before those parts existed is read as it was (whole scripts).
+The scripts are put together as cache/limiter.cpp does (the shared parts before each body); headers
+of the two earlier layouts are read as they were.
 """
 import argparse
 import os
@@ -23,29 +23,34 @@ here = os.path.dirname(os.path.abspath(__file__))
 ap.add_argument("--header", default=os.path.join(here, "../../cache/limiter_scripts.hpp"))
 ap.add_argument("--requests", type=int, default=60000)
 ap.add_argument("--inflight", type=int, default=64)
+ap.add_argument("--wrap", default="", help="a command to run redis-server under, e.g. 'valgrind --tool=callgrind'")
 ap.add_argument("--limits", default="1000000000,1000000000000,1000000000000,100000,1000000000000,1000000000000000",
                 help="rpm,rpd,tpm,max_parallel,token_budget,budget_micro_usd (0: none)")
 opt = ap.parse_args()
 
 hdr = open(opt.header).read()
 part = lambda n: re.search(n + r' = R"lua\((.*?)\)lua"', hdr, re.S).group(1)
-if "kClock" in hdr:
+if "kState" in hdr:  # one state hash per key (since 2026-11-25, stop 20)
+    admit_text = part("kClock") + part("kState") + part("kAdmitKey")
+    reconcile_text = part("kClock") + part("kState") + part("kReconcile")
+    admit_keys, reconcile_keys = ["rpm", "rpd", "lim", "par", "used"], ["lim", "par", "used"]
+elif "kClock" in hdr:  # running totals in a tpm hash and a reservations hash
     admit_text = part("kClock") + part("kTokens") + part("kReservations") + part("kAdmitKey")
     reconcile_text = part("kClock") + part("kTokens") + part("kReservations") + part("kReconcile")
-    names = ["rpm", "rpd", "tok", "par", "used", "rsv"]
-else:
+    admit_keys, reconcile_keys = ["rpm", "rpd", "tok", "par", "used", "rsv"], ["tok", "par", "used", "rsv"]
+else:  # whole scripts, summing every bucket and reservation
     admit_text, reconcile_text = part("kAdmitKey"), part("kReconcile")
-    names = ["rpm", "rpd", "tpm", "par", "used", "res"]
+    admit_keys, reconcile_keys = ["rpm", "rpd", "tpm", "par", "used", "res"], ["tpm", "par", "used", "res"]
 
 s0 = socket.socket()
 s0.bind(("127.0.0.1", 0))
 port = s0.getsockname()[1]
 s0.close()
 tmp = tempfile.mkdtemp()
-redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+redis = subprocess.Popen(opt.wrap.split() + ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                           "--dir", tmp], stdout=subprocess.DEVNULL)
 try:
-    for _ in range(100):
+    for _ in range(600):
         try:
             sock = socket.create_connection(("127.0.0.1", port))
             break
@@ -95,11 +100,12 @@ try:
 
     sha_a = call("SCRIPT", "LOAD", admit_text).split(b"\r\n")[1].decode()
     sha_r = call("SCRIPT", "LOAD", reconcile_text).split(b"\r\n")[1].decode()
-    keys = ["rl:{k:bench}:" + n for n in names]
+    akeys = ["rl:{k:bench}:" + n for n in admit_keys]
+    rkeys = ["rl:{k:bench}:" + n for n in reconcile_keys]
     lim = [int(x) for x in opt.limits.split(",")]
     tpm_on, budgets_on = int(lim[2] > 0), int(lim[4] > 0 or lim[5] > 0)
-    admit = lambda i: enc("EVALSHA", sha_a, 6, *keys, 0, "adm-%d" % i, *lim, 300, 1, 60000)
-    reconcile = lambda i: enc("EVALSHA", sha_r, 4, *keys[2:], 0, "adm-%d" % i, 310, 1, tpm_on, budgets_on, 300,
+    admit = lambda i: enc("EVALSHA", sha_a, len(akeys), *akeys, 0, "adm-%d" % i, *lim, 300, 1, 60000)
+    reconcile = lambda i: enc("EVALSHA", sha_r, len(rkeys), *rkeys, 0, "adm-%d" % i, 310, 1, tpm_on, budgets_on, 300,
                               int(time.time() * 1000))
     call("CONFIG", "RESETSTAT")
     started = time.time()
@@ -127,5 +133,9 @@ try:
         if name not in ("evalsha", "config", "info", "script"):
             print(f"  {name:18} {c / n:6.2f} calls/request {u / n:6.2f} µs/request")
 finally:
-    redis.kill()
-    redis.wait()
+    redis.terminate()  # SIGTERM: Redis exits cleanly (and a --wrap tool writes its output)
+    try:
+        redis.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        redis.kill()
+        redis.wait()
