@@ -398,12 +398,18 @@ class Report:
             rows.append([r["workers"], SHORT.get(r["target"], r["target"]), f"{rss / 1024:.1f}", f"{hwm / 1024:.1f}"])
         self.table(["WORKERS", "process", "VmRSS MiB", "VmHWM (peak) MiB"], rows, ["--:", "---", "--:", "--:"])
         if self.d["gwlog"]:
-            self.w("Request log accounting (stdout of each gateway, to a file): lines written vs requests served, "
-                   "and lines the buffered writer dropped (`llmgw_stdout_log_lines_dropped_total`).")
+            self.w("Request log accounting over the block's runs: stdout lines written (to a file) vs requests served, "
+                   "lines the buffered writer dropped (`llmgw_stdout_log_lines_dropped_total`), and PostgreSQL rows "
+                   "written and dropped (`llmgw_log_rows_written_total`, `llmgw_log_rows_dropped_total`; rows are "
+                   "dropped when the writer's queue is full, i.e. PostgreSQL, on the load CPU here, wrote them "
+                   "slower than they came).")
             self.w()
-            self.table(["WORKERS", "gateway", "stdout lines", "requests served", "lines dropped"],
+            num = lambda g, k: f"{g[k]:,}" if isinstance(g.get(k), int) else "—"
+            self.table(["WORKERS", "gateway", "stdout lines", "requests served", "lines dropped", "PG rows written",
+                        "PG rows dropped"],
                        [[g["workers"], SHORT.get(g["target"], g["target"]), f"{g['lines']:,}", f"{g['served']:,}",
-                         f"{g['dropped']:,}"] for g in self.d["gwlog"]], ["--:", "---", "--:", "--:", "--:"])
+                         f"{g['dropped']:,}", num(g, "pg_written"), num(g, "pg_dropped")] for g in self.d["gwlog"]],
+                       ["--:", "---", "--:", "--:", "--:", "--:", "--:"])
 
     def profile(self):
         for p in self.d["perf"]:

@@ -765,7 +765,9 @@ for BLOCK in $WORKERS_LIST; do
   for n in gw-log-on gw-log-off; do
     jrec gwlog workers="$BLOCK" target="$n" lines="$(wc -l <"$WORK/$n.log")" \
       served="$(metric_sum "${C_PORT[$n]}" llmgw_requests_total)" \
-      dropped="$(metric_sum "${C_PORT[$n]}" llmgw_stdout_log_lines_dropped_total)"
+      dropped="$(metric_sum "${C_PORT[$n]}" llmgw_stdout_log_lines_dropped_total)" \
+      pg_written="$(metric_sum "${C_PORT[$n]}" llmgw_log_rows_written_total)" \
+      pg_dropped="$(metric_sum "${C_PORT[$n]}" llmgw_log_rows_dropped_total)"
   done
   for p in "$GW_ON_PID" "$GW_OFF_PID" "$PX_PID" ${PK_PID:+"$PK_PID"}; do stop_pid "$p"; done
 done
