@@ -179,20 +179,27 @@ void TopLevelMember::feed(std::string_view bytes) noexcept {
   take(bytes.size());  // the value goes on in the next piece
 }
 
-Range locate_member(std::string_view s, std::string_view key) noexcept {
+void locate_members(std::string_view s, std::span<const std::string_view> keys,
+                    std::span<Range> out) noexcept {
+  std::size_t missing = keys.size();
   int depth = 0;
   bool expect_key = false;
-  for (std::size_t i = 0; i < s.size();) {
+  for (std::size_t i = 0; i < s.size() && missing > 0;) {
     const char c = s[i];
     if (c == '"') {
       const std::size_t close = skip_string(s, i);
       if (depth == 1 && expect_key) {
-        const bool match = key_equals(s.substr(i, close - i), key);
+        const auto name = s.substr(i, close - i);
         std::size_t j = close;
         while (j < s.size() && (is_ws(s[j]) || s[j] == ':')) ++j;
-        if (match) return Range{j, skip_value(s, j)};
+        const std::size_t end = skip_value(s, j);
+        for (std::size_t k = 0; k < keys.size(); ++k) {
+          if (out[k].found() || !key_equals(name, keys[k])) continue;
+          out[k] = Range{j, end};
+          --missing;
+        }
         expect_key = false;
-        i = skip_value(s, j);
+        i = end;
         continue;
       }
       i = close;
@@ -210,7 +217,12 @@ Range locate_member(std::string_view s, std::string_view key) noexcept {
     }
     ++i;
   }
-  return {};
+}
+
+Range locate_member(std::string_view s, std::string_view key) noexcept {
+  Range r;
+  locate_members(s, {&key, 1}, {&r, 1});
+  return r;
 }
 
 }  // namespace core

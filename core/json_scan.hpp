@@ -3,6 +3,7 @@
 // top-level member (e.g. "usage" at the end of a 10 MB completion) is copied, bounded, as it
 // passes. Assumes the body is the JSON an API sent; anything else simply yields nothing.
 #include <cstddef>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -45,6 +46,10 @@ struct Range {
   bool found() const noexcept { return begin != std::string_view::npos; }
 };
 Range locate_member(std::string_view object_text, std::string_view key) noexcept;
+// Several members in one pass: out[i] is keys[i]'s range (its first occurrence), as locate_member
+// gives it. `out` starts as not found and has keys.size() entries.
+void locate_members(std::string_view object_text, std::span<const std::string_view> keys,
+                    std::span<Range> out) noexcept;
 
 // A byte edit of a body: [begin, end) is replaced by text (begin == end: an insertion).
 struct Splice {

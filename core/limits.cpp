@@ -82,8 +82,11 @@ void RateHeaders::append_to(std::vector<std::pair<std::string, std::string>>& h)
 
 std::int64_t estimate_tokens(std::string_view body, std::int64_t default_output) noexcept {
   std::int64_t output = default_output;
-  for (std::string_view k : {"max_tokens", "max_completion_tokens", "max_output_tokens"}) {
-    const auto r = locate_member(body, k);
+  // The first of these that is a positive integer; the body is read once for all three.
+  static constexpr std::string_view kKeys[] = {"max_tokens", "max_completion_tokens", "max_output_tokens"};
+  Range found[std::size(kKeys)];
+  locate_members(body, kKeys, found);
+  for (const auto& r : found) {
     if (!r.found()) continue;
     std::int64_t v = 0;
     const auto text = body.substr(r.begin, r.end - r.begin);

@@ -1,4 +1,5 @@
 #include "core/usage.hpp"
+#include "core/limits.hpp"
 #include "core/model_rewrite.hpp"
 #include "core/sse.hpp"
 
@@ -94,6 +95,34 @@ TEST_CASE("json scan: a top-level member's value is captured across reads, neste
                                      "stream_options");
   REQUIRE(r.found());
   CHECK(r.end - r.begin == std::string_view(R"({"include_usage":false})").size());
+}
+
+// locate_members reads once what locate_member finds key by key (estimate_tokens asks for three).
+TEST_CASE("json scan: locate_members finds what locate_member finds, in one pass") {
+  const std::string_view keys[] = {"max_tokens", "max_completion_tokens", "max_output_tokens", "model"};
+  const std::string_view bodies[] = {
+      R"({"model":"m","max_tokens":5,"max_completion_tokens":7})",
+      R"({"messages":[{"max_tokens":1}],"max_output_tokens":9, "model" : "x"})",
+      R"({"a":{"max_tokens":2},"max_tokens":3,"max_tokens":4})",  // nested and repeated: the first top-level
+                                                                  // one
+      R"({"max_\u0074okens":6,"s":"\"max_tokens\":8"})",  // an escaped key; a key inside a string is none
+      R"({})",
+      R"({"model":null,"max_completion_tokens":[1,2,{"x":"}"}],"max_output_tokens":-1})",
+      R"(  {  "max_output_tokens"  :  12  ,  "max_tokens":{"a":[]}  }  )",
+  };
+  for (const auto body : bodies) {
+    INFO(body);
+    core::Range all[std::size(keys)];
+    core::locate_members(body, keys, all);
+    for (std::size_t k = 0; k < std::size(keys); ++k) {
+      const auto one = core::locate_member(body, keys[k]);
+      INFO(keys[k]);
+      CHECK(all[k].begin == one.begin);
+      CHECK(all[k].end == one.end);
+    }
+  }
+  // estimate_tokens takes the first key, in its order, whose value is a positive integer.
+  CHECK(core::estimate_tokens(R"({"max_output_tokens":9,"max_tokens":-1})", 256) == 10 + 9);
 }
 
 TEST_CASE("json scan: reading a whole buffer finds what reading it byte by byte finds") {
