@@ -118,10 +118,21 @@ namespace {
 // Room for one script call: a sha, six key names with their prefix and a dozen numbers.
 constexpr std::size_t kCommandBytes = 768;
 
-// EVALSHA <sha> <number of keys>; the caller writes the keys and the arguments.
-void script_head(CommandWriter& w, std::string_view sha, std::size_t keys) {
-  w.arg("EVALSHA").arg(sha).arg(static_cast<std::int64_t>(keys));
+// Room for `n` script calls: one allocation, not one per doubling.
+EncodedCommands with_room(std::size_t n) {
+  EncodedCommands c;
+  c.bytes.reserve(kCommandBytes * n);
+  return c;
 }
+
+// EVALSHA <sha> <number of keys>, announcing its keys and arguments once; they follow.
+class ScriptCall : public CommandWriter {
+ public:
+  ScriptCall(EncodedCommands& out, std::string_view sha, std::size_t keys, std::size_t args)
+      : CommandWriter(out, 3 + keys + args) {
+    arg("EVALSHA").arg(sha).arg(static_cast<std::int64_t>(keys));
+  }
+};
 
 // SCRIPT LOAD of each script, then `cmds` again: what to send after their NOSCRIPT reply.
 EncodedCommands loaded_then(std::span<const std::string_view> texts, const EncodedCommands& cmds) {
@@ -152,8 +163,7 @@ net::awaitable<core::Result<AdmitResult>> Limiter::admit(const KeyAdmit* key,
     if (check_key && i == 0) {
       const auto& l = key->limits;
       const auto base = key_base(key->key_id);
-      CommandWriter w(cmds, 3 + 6 + 11);
-      script_head(w, admit_key_.sha, 6);
+      ScriptCall w(cmds, admit_key_.sha, 6, 11);
       w.arg_parts({base, "rpm"}).arg_parts({base, "rpd"}).arg_parts({base, "tok"});
       w.arg_parts({base, "par"}).arg_parts({base, "used"}).arg_parts({base, "rsv"});
       w.arg(offset_.count()).arg(admission_id).arg(l.rpm.value_or(0)).arg(l.rpd.value_or(0));
@@ -162,8 +172,7 @@ net::awaitable<core::Result<AdmitResult>> Limiter::admit(const KeyAdmit* key,
       w.arg(key->est_micro_usd).arg(lease_.count());
       return;
     }
-    CommandWriter w(cmds, 3 + 2 * limited + 3 + 2 * limited);
-    script_head(w, admit_provider_.sha, 2 * limited);
+    ScriptCall w(cmds, admit_provider_.sha, 2 * limited, 3 + 2 * limited);
     for (std::size_t c = 0; c < limited; ++c) {
       const auto base = provider_base(candidates[c].provider_id);
       w.arg_parts({base, "rpm"}).arg_parts({base, "rpd"});
@@ -175,8 +184,7 @@ net::awaitable<core::Result<AdmitResult>> Limiter::admit(const KeyAdmit* key,
   std::size_t n = 0;
   if (check_key) scripts[n++] = &admit_key_;
   if (limited > 0) scripts[n++] = &admit_provider_;
-  EncodedCommands cmds;
-  cmds.bytes.reserve(kCommandBytes * n);  // one allocation, not one per doubling
+  auto cmds = with_room(n);
   for (std::size_t i = 0; i < n; ++i) write(i, cmds);
 
   auto replies = co_await redis_->pipeline(std::move(cmds));
@@ -242,11 +250,9 @@ bool Limiter::reconcile(const KeyAdmit& key, const std::string& admission_id, st
   const auto& l = key.limits;
   const bool budgets = l.token_budget || l.budget_usd;
   const auto base = key_base(key.key_id);
-  EncodedCommands cmd;
-  cmd.bytes.reserve(kCommandBytes);
+  auto cmd = with_room(1);
   {
-    CommandWriter w(cmd, 3 + 4 + 8);
-    script_head(w, reconcile_.sha, 4);
+    ScriptCall w(cmd, reconcile_.sha, 4, 8);
     w.arg_parts({base, "tok"}).arg_parts({base, "par"}).arg_parts({base, "used"}).arg_parts({base, "rsv"});
     w.arg(offset_.count()).arg(admission_id).arg(tokens).arg(micro_usd);
     w.arg(l.tpm ? "1" : "0").arg(budgets ? "1" : "0").arg(key.est_tokens).arg(at_ms);
@@ -256,11 +262,9 @@ bool Limiter::reconcile(const KeyAdmit& key, const std::string& admission_id, st
 
 bool Limiter::release(const KeyAdmit& key, const std::string& admission_id, std::int64_t at_ms) {
   const auto base = key_base(key.key_id);
-  EncodedCommands cmd;
-  cmd.bytes.reserve(kCommandBytes);
+  auto cmd = with_room(1);
   {
-    CommandWriter w(cmd, 3 + 5 + 5);
-    script_head(w, release_.sha, 5);
+    ScriptCall w(cmd, release_.sha, 5, 5);
     w.arg_parts({base, "rpm"}).arg_parts({base, "rpd"}).arg_parts({base, "tok"});
     w.arg_parts({base, "par"}).arg_parts({base, "rsv"});
     w.arg(offset_.count()).arg(admission_id).arg(key.limits.rpd ? "1" : "0");
@@ -271,11 +275,9 @@ bool Limiter::release(const KeyAdmit& key, const std::string& admission_id, std:
 
 bool Limiter::release(const ProviderCandidate& p, const std::string& admission_id, std::int64_t at_ms) {
   const auto base = provider_base(p.provider_id);
-  EncodedCommands cmd;
-  cmd.bytes.reserve(kCommandBytes);
+  auto cmd = with_room(1);
   {
-    CommandWriter w(cmd, 3 + 2 + 4);
-    script_head(w, release_provider_.sha, 2);
+    ScriptCall w(cmd, release_provider_.sha, 2, 4);
     w.arg_parts({base, "rpm"}).arg_parts({base, "rpd"});
     w.arg(offset_.count()).arg(admission_id).arg(p.limits.rpd ? "1" : "0").arg(at_ms);
   }
@@ -285,11 +287,9 @@ bool Limiter::release(const ProviderCandidate& p, const std::string& admission_i
 bool Limiter::renew(const std::string& key_id, const std::vector<std::string>& admission_ids) {
   if (admission_ids.empty()) return true;
   const auto base = key_base(key_id);
-  EncodedCommands cmd;
-  cmd.bytes.reserve(kCommandBytes);
+  auto cmd = with_room(1);
   {
-    CommandWriter w(cmd, 3 + 2 + 2 + admission_ids.size());
-    script_head(w, renew_.sha, 2);
+    ScriptCall w(cmd, renew_.sha, 2, 2 + admission_ids.size());
     w.arg_parts({base, "par"}).arg_parts({base, "rsv"}).arg(offset_.count()).arg(lease_.count());
     for (const auto& id : admission_ids) w.arg(id);
   }

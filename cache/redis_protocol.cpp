@@ -20,6 +20,15 @@ void append_count(char marker, std::size_t n, std::string& out) {
   out.append(buf, static_cast<std::size_t>(end - buf));
 }
 
+// "$<len>\r\n<bytes>\r\n": one bulk string, made of `parts`.
+void append_bulk(std::initializer_list<std::string_view> parts, std::string& out) {
+  std::size_t size = 0;
+  for (auto p : parts) size += p.size();
+  append_count('$', size, out);
+  for (auto p : parts) out.append(p);
+  out.append("\r\n", 2);
+}
+
 }  // namespace
 
 // RESP's request form is an array of bulk strings: "*<n>\r\n", then "$<len>\r\n<bytes>\r\n" per
@@ -31,11 +40,7 @@ void encode_command(const std::vector<std::string>& args, std::string& out) {
   for (const auto& a : args) size += a.size() + 16;
   if (out.capacity() - out.size() < size) out.reserve(std::max(out.size() + size, 2 * out.capacity()));
   append_count('*', args.size(), out);
-  for (const auto& a : args) {
-    append_count('$', a.size(), out);
-    out.append(a);
-    out.append("\r\n", 2);
-  }
+  for (const auto& a : args) append_bulk({a}, out);
 }
 
 CommandWriter::CommandWriter(EncodedCommands& out, std::size_t args) : out_(out.bytes), left_(args) {
@@ -49,12 +54,7 @@ CommandWriter::~CommandWriter() {
 }
 
 CommandWriter& CommandWriter::arg(std::string_view a) {
-  assert(left_ > 0);
-  --left_;
-  append_count('$', a.size(), out_);
-  out_.append(a);
-  out_.append("\r\n", 2);
-  return *this;
+  return arg_parts({a});
 }
 
 CommandWriter& CommandWriter::arg(std::int64_t n) {
@@ -66,11 +66,7 @@ CommandWriter& CommandWriter::arg(std::int64_t n) {
 CommandWriter& CommandWriter::arg_parts(std::initializer_list<std::string_view> parts) {
   assert(left_ > 0);
   --left_;
-  std::size_t size = 0;
-  for (auto p : parts) size += p.size();
-  append_count('$', size, out_);
-  for (auto p : parts) out_.append(p);
-  out_.append("\r\n", 2);
+  append_bulk(parts, out_);
   return *this;
 }
 

@@ -1,5 +1,7 @@
 #include "core/encoding.hpp"
 
+#include "core/ascii.hpp"
+
 #include <array>
 #include <cstdint>
 
@@ -8,13 +10,6 @@ namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
 constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 int b64_value(char c) {
   if (c >= 'A' && c <= 'Z') return c - 'A';

@@ -1,16 +1,11 @@
 #include "core/http1_body.hpp"
 
+#include "core/ascii.hpp"
+
 #include <algorithm>
 
 namespace core::http1 {
 namespace {
-
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 // Bytes allowed inside a chunk extension or trailer line: HTAB, SP, VCHAR, obs-text.
 bool line_byte(char ch) noexcept {

@@ -148,12 +148,9 @@ net::awaitable<Response> v1_response_by_id(App& app, Exchange& ex) {
   if (!entry->targets[0].kind || !entry->targets[0].target) co_return ex.fail({errc::upstream_unavailable});
   const std::size_t only = 0;
   const std::span<const std::size_t> attempts(&only, 1);
-  const ProxyCall call{.api = Api::openai,
-                       .method = ex.req.method(),
-                       .path_suffix = ex.req.target().substr(3),
-                       .body = {},  // none of these calls has a body (cancel takes none)
-                       .observer = nullptr,
-                       .limits = nullptr};
+  // No body: none of these calls has one (cancel takes none).
+  const ProxyCall call{
+      .api = Api::openai, .method = ex.req.method(), .path_suffix = ex.req.target().substr(3)};
   co_return co_await forward(app, ex, *entry, attempts, call);
 }
 

@@ -1,5 +1,7 @@
 #include "storage/sql.hpp"
 
+#include "core/ascii.hpp"
+
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
@@ -54,10 +56,7 @@ bool is_uuid(std::string_view s) noexcept {
   if (s.size() != 36) return false;
   for (std::size_t i = 0; i < s.size(); ++i) {
     const bool dash_here = i == 8 || i == 13 || i == 18 || i == 23;
-    const char c = s[i];
-    const char lower = static_cast<char>(c | 0x20);  // folds 'A'-'F'; no non-hex byte becomes hex
-    const bool hex = (c >= '0' && c <= '9') || (lower >= 'a' && lower <= 'f');
-    if (dash_here ? c != '-' : !hex) return false;
+    if (dash_here ? s[i] != '-' : core::hex_value(s[i]) < 0) return false;
   }
   return true;
 }
