@@ -2,6 +2,7 @@
 // (the admin queries) against a real PostgreSQL (see main.cpp / temp_postgres).
 #include <catch2/catch.hpp>
 
+#include "core/model_rewrite.hpp"
 #include "storage/db.hpp"
 #include "storage/key_repo.hpp"
 #include "storage/log_repo.hpp"
@@ -10,10 +11,13 @@
 
 #include <fmt/format.h>
 #include <pqxx/nontransaction>
+#include <pqxx/result>
 
 #include <atomic>
+#include <cctype>
 #include <limits>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -390,6 +394,87 @@ TEST_CASE("LogWriter: values PostgreSQL would refuse are cleaned, so one row can
   CHECK(scalar("SELECT octet_length(model) FROM request_logs WHERE request_id = 'long'") == 1023);
   CHECK(scalar("SELECT count(*) FROM request_logs WHERE request_id = 'fine' AND latency_ms = real '2.402'"
                " AND ttft_ms = 0") == 1);
+}
+
+TEST_CASE("LogWriter: any text reaches the log as written, COPY's special characters included",
+          "[logs][writer]") {
+  auto db = log_db();
+  storage::LogWriter writer(writer_options());
+  // What the log should hold: text cut to 1024 bytes at a character boundary; with a NUL or invalid
+  // UTF-8 in it, those bytes and every non-ASCII one become '?'.
+  auto expected = [](std::string s) {
+    if (s.size() > 1024) {
+      std::size_t end = 1024;
+      while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) --end;
+      s.resize(end);
+    }
+    if (s.find('\0') == std::string::npos && core::valid_utf8(s)) return s;
+    for (char& c : s)
+      if (c == '\0' || static_cast<unsigned char>(c) >= 0x80) c = '?';
+    return s;
+  };
+  std::mt19937 rng(20261125);
+  const std::string alphabet = std::string("ab\\\t\n\r.N,{}\"' ", 15) + std::string(1, '\0');
+  std::vector<std::string> texts = {
+      "\\.", "\\N", "a\tb\nc\\d\re", "\\", "\t", "\xc3\xa9t\xc3\xa9", std::string(1030, '\\')};
+  for (int i = 0; i < 200; ++i) {
+    std::string t;
+    const int n = static_cast<int>(rng() % 40);
+    for (int j = 0; j < n; ++j) {
+      const unsigned pick = rng() % 20;
+      if (pick < alphabet.size())
+        t += alphabet[pick];
+      else if (pick == 17)
+        t += "\xc3\xa9";  // a 2-byte character
+      else
+        t += static_cast<char>(rng() % 256);
+    }
+    texts.push_back(t);
+  }
+  const std::int64_t at = now_us();
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    auto r = log_row("text-" + std::to_string(i), at);
+    r.model = texts[i];
+    r.client_addr = texts[i];
+    REQUIRE(writer.submit(r));
+  }
+  REQUIRE(written_reaches(writer, texts.size()));
+  CHECK(writer.counters().dropped == 0);
+
+  pqxx::connection conn(test::db_url());
+  pqxx::nontransaction tx(conn);
+  const auto rows = tx.exec(
+      "SELECT substr(request_id, 6)::int, coalesce(model, ''), coalesce(client_addr, '') FROM request_logs"
+      " WHERE request_id LIKE 'text-%'");
+  REQUIRE(rows.size() == texts.size());
+  int mismatches = 0;
+  for (const auto& row : rows) {
+    const auto want = expected(texts[row[0].as<std::size_t>()]);
+    if (row[1].as<std::string>() != want || row[2].as<std::string>() != want) ++mismatches;
+  }
+  CHECK(mismatches == 0);
+}
+
+TEST_CASE("LogWriter: one key in upper and lower case is one key; usage_daily.cost is the rows' exact sum",
+          "[logs][writer]") {
+  auto db = log_db();
+  storage::LogWriter writer(writer_options());
+  std::string upper(kKeyA);
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  // Costs whose binary doubles are not their decimals: the totals add the decimals the log holds.
+  const std::vector<double> costs = {0.1, 0.2, 1e-7, 1.2345678901234568e-05, 3.0000000000000004, 1e-12};
+  const std::int64_t at = now_us();
+  for (std::size_t i = 0; i < costs.size(); ++i) {
+    auto r = log_row("case-" + std::to_string(i), at, i % 2 ? upper : std::string(kKeyA));
+    r.cost = costs[i];
+    REQUIRE(writer.submit(r));
+  }
+  REQUIRE(written_reaches(writer, costs.size()));
+  CHECK(writer.counters().failed_batches == 0);
+  CHECK(scalar("SELECT count(*) FROM request_logs WHERE key_id = '" + std::string(kKeyA) + "'") == 6);
+  CHECK(scalar("SELECT requests FROM usage_daily WHERE key_id = '" + std::string(kKeyA) + "'") == 6);
+  CHECK(scalar("SELECT count(*) FROM usage_daily u WHERE u.cost = (SELECT sum(cost) FROM request_logs)"
+               " AND u.cost = 3.300012445679901634568") == 1);
 }
 
 TEST_CASE(
