@@ -47,6 +47,9 @@ pg_cpu_ticks() {  # every process of the cluster: postmaster, backends, backgrou
   main=$(head -n1 "$work/svc/pg/postmaster.pid")
   for p in $main $(pgrep -P "$main"); do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done | paste -sd+ | bc
 }
+writer_ticks() {  # PID: CPU ticks of the gateway's request-log writer thread
+  for t in /proc/"$1"/task/*; do [[ $(cat "$t/comm") == llmgw-logwriter ]] && awk '{print $14 + $15}' "$t/stat"; done
+}
 metric() {  # PORT NAME
   curl -s "http://127.0.0.1:$1/metrics" -H "Authorization: Bearer $admin" | awk -v m="$2" '$1 == m {print $2}'
 }
@@ -78,14 +81,15 @@ for bin in "${bins[@]}"; do
   $psql_ -c "ALTER SYSTEM SET log_min_duration_statement = 0" -c "SELECT pg_reload_conf()" >/dev/null
   sleep 0.5
   : >"$work/svc/pg.log"
-  cpu0=$(pg_cpu_ticks) w0=$(metric "$gwp" llmgw_log_rows_written_total) d0=$(metric "$gwp" llmgw_log_rows_dropped_total)
+  cpu0=$(pg_cpu_ticks) t0=$(writer_ticks "$gw") w0=$(metric "$gwp" llmgw_log_rows_written_total) d0=$(metric "$gwp" llmgw_log_rows_dropped_total)
   out=$(taskset -c 0 wrk -t"${T:-2}" -c"${C:-64}" -d"${SECS:-8}s" -s "$repo/bench/post.lua" "http://127.0.0.1:$gwp" 2>&1)
   sleep 1  # the last batch lands
-  cpu1=$(pg_cpu_ticks) w1=$(metric "$gwp" llmgw_log_rows_written_total) d1=$(metric "$gwp" llmgw_log_rows_dropped_total)
+  cpu1=$(pg_cpu_ticks) t1=$(writer_ticks "$gw") w1=$(metric "$gwp" llmgw_log_rows_written_total) d1=$(metric "$gwp" llmgw_log_rows_dropped_total)
   hz=$(getconf CLK_TCK)
   echo "== $bin ($(sha256sum "$bin" | cut -c1-12)), wrk -t${T:-2} -c${C:-64} -d${SECS:-8}s"
   echo "RPS $(echo "$out" | awk '/Requests\/sec/{print $2}'); rows written $((w1 - w0)), dropped $((d1 - d0));" \
-    "PostgreSQL CPU $(python3 -c "print(round(($cpu1 - $cpu0) * 1e6 / $hz / max(1, $w1 - $w0), 2))") µs per row written"
+    "PostgreSQL CPU $(python3 -c "print(round(($cpu1 - $cpu0) * 1e6 / $hz / max(1, $w1 - $w0), 2))") µs per row written;" \
+    "the gateway's writer thread $(python3 -c "print(round(($t1 - $t0) * 1e6 / $hz / max(1, $w1 - $w0), 2))") µs per row"
   # Each statement of the writer, as PostgreSQL logged it: count, mean and max wall time.
   grep -oE "duration: [0-9.]+ ms  (execute [a-z_]+|statement: [A-Z]+)" "$work/svc/pg.log" \
     | awk '{what = $4 " " $5; n[what]++; s[what] += $2; if ($2 > m[what]) m[what] = $2}

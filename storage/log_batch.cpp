@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <set>
@@ -54,6 +55,41 @@ char copy_escape(char c) {
   return 0;
 }
 
+// Writes `n` as exactly `width` decimal digits (n < 10^width).
+char* put_digits(char* p, unsigned n, int width) {
+  for (int i = width - 1; i >= 0; --i) {
+    p[i] = static_cast<char>('0' + n % 10);
+    n /= 10;
+  }
+  return p + width;
+}
+
+// Microseconds since the epoch as timestamptz text, "2026-11-25 15:04:05.123456+00", without a
+// formatting library: this runs for every row. Years 0-9999 (created_at is clamped to 9999).
+void append_timestamp(std::string& out, std::int64_t us) {
+  using namespace std::chrono;
+  const sys_time<microseconds> t{microseconds(us)};
+  const auto day = floor<days>(t);
+  const year_month_day ymd{day};
+  const auto tod = static_cast<std::uint64_t>((t - day).count());  // µs into the day
+  char buf[32];
+  char* p = put_digits(buf, static_cast<unsigned>(std::clamp(static_cast<int>(ymd.year()), 0, 9999)), 4);
+  *p++ = '-';
+  p = put_digits(p, static_cast<unsigned>(ymd.month()), 2);
+  *p++ = '-';
+  p = put_digits(p, static_cast<unsigned>(ymd.day()), 2);
+  *p++ = ' ';
+  p = put_digits(p, static_cast<unsigned>(tod / 3'600'000'000), 2);
+  *p++ = ':';
+  p = put_digits(p, static_cast<unsigned>(tod / 60'000'000 % 60), 2);
+  *p++ = ':';
+  p = put_digits(p, static_cast<unsigned>(tod / 1'000'000 % 60), 2);
+  *p++ = '.';
+  p = put_digits(p, static_cast<unsigned>(tod % 1'000'000), 6);
+  out.append(buf, p);
+  out.append("+00");
+}
+
 // A COPY text line: fields separated by tabs, \N for NULL, and backslash escapes for the
 // characters that would end a field or the line.
 struct CopyLine {
@@ -73,6 +109,10 @@ struct CopyLine {
     next();
     const std::string_view s = cut(v);
     const bool clean = s.find('\0') == std::string_view::npos && core::valid_utf8(s);
+    if (clean && s.find_first_of("\\\t\n\r") == std::string_view::npos) {
+      out.append(s);  // the usual case: nothing to escape
+      return;
+    }
     for (const char c : s) {
       if (const char e = copy_escape(c)) {
         out.push_back('\\');
@@ -151,7 +191,7 @@ void append_copy_row(std::string& out, const core::RequestLog& r) {
   CopyLine line{out};
   line.text(r.request_id);
   line.text_or_null(r.upstream_request_id);
-  line.text_or_null(log_key(r));
+  line.text_or_null(log_key(r).view());
   line.text_or_null(r.model);
   line.text_or_null(r.provider);
   line.text_or_null(r.upstream_model);
@@ -175,7 +215,7 @@ void append_copy_row(std::string& out, const core::RequestLog& r) {
   line.integer(clamp_to(r.attempts, kSmall));
   line.text_or_null(r.client_addr);
   line.next();
-  out.append(rfc3339_us(created_at_us(r)));
+  append_timestamp(out, created_at_us(r));
 }
 
 std::int64_t log_day(const core::RequestLog& row) noexcept {
@@ -183,23 +223,32 @@ std::int64_t log_day(const core::RequestLog& row) noexcept {
   return us / kDayUs - (us % kDayUs < 0 ? 1 : 0);  // floor: a day before 1970 too
 }
 
-std::string log_key(const core::RequestLog& row) {
-  if (!is_uuid(row.key_id)) return {};
-  std::string key = row.key_id;
-  for (char& c : key)
-    if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+LogKey log_key(const core::RequestLog& row) noexcept {
+  LogKey key;
+  if (!is_uuid(row.key_id)) return key;
+  key.present = true;
+  for (std::size_t i = 0; i < key.text.size(); ++i) {
+    const char c = row.key_id[i];
+    key.text[i] = c >= 'A' && c <= 'F' ? static_cast<char>(c - 'A' + 'a') : c;
+  }
   return key;
 }
 
 UsageParams usage_params(const std::vector<const core::RequestLog*>& rows,
-                         const std::map<std::string, std::int64_t>& budget_resets) {
-  std::map<std::pair<std::string, std::int64_t>, DayTotals> days;  // (key, day) order: upsert order
-  std::map<std::string, BudgetTotals> budgets;
+                         const BudgetResets& budget_resets) {
+  // Keyed by (key, day): the upsert order. Transparent comparisons: a string is made per group, not
+  // per row.
+  std::map<std::string, std::map<std::int64_t, DayTotals>, std::less<>> days;
+  std::map<std::string, BudgetTotals, std::less<>> budgets;
   for (const core::RequestLog* r : rows) {
-    std::string key = log_key(*r);
+    const LogKey log_key_of_row = log_key(*r);
+    const std::string_view key = log_key_of_row.view();
     if (key.empty()) continue;
     const std::int64_t tokens = clamp_to(r->total_tokens, kInt);
-    DayTotals& d = days[{key, log_day(*r)}];
+    auto key_days = days.find(key);
+    if (key_days == days.end())
+      key_days = days.emplace(std::string(key), std::map<std::int64_t, DayTotals>()).first;
+    DayTotals& d = key_days->second[log_day(*r)];
     ++d.requests;
     if (clamp_to(r->status, kSmall) >= 400 || !r->error_code.empty()) ++d.errors;
     d.prompt += clamp_to(r->prompt_tokens, kInt);
@@ -210,7 +259,9 @@ UsageParams usage_params(const std::vector<const core::RequestLog*>& rows,
 
     const auto reset = budget_resets.find(key);
     if (reset == budget_resets.end() || created_at_us(*r) < reset->second) continue;
-    BudgetTotals& b = budgets[std::move(key)];
+    auto budget = budgets.find(key);
+    if (budget == budgets.end()) budget = budgets.emplace(std::string(key), BudgetTotals()).first;
+    BudgetTotals& b = budget->second;
     b.tokens += tokens;
     if (has_cost(*r)) b.costs.push_back(*r->cost);
   }
@@ -220,19 +271,21 @@ UsageParams usage_params(const std::vector<const core::RequestLog*>& rows,
   ArrayLiteral keys{p.keys}, day_numbers{p.days}, requests{p.requests}, errors{p.errors}, prompt{p.prompt},
       completion{p.completion}, cached{p.cached}, total{p.total}, costs{p.costs}, cost_groups{p.cost_groups};
   std::int64_t group = 0;
-  for (const auto& [key_day, d] : days) {
-    ++group;
-    keys.add(key_day.first);
-    day_numbers.add(key_day.second);
-    requests.add(d.requests);
-    errors.add(d.errors);
-    prompt.add(d.prompt);
-    completion.add(d.completion);
-    cached.add(d.cached);
-    total.add(d.total);
-    for (const double c : d.costs) {
-      costs.add(c);
-      cost_groups.add(group);
+  for (const auto& [key, key_days] : days) {
+    for (const auto& [day, d] : key_days) {
+      ++group;
+      keys.add(std::string_view(key));
+      day_numbers.add(day);
+      requests.add(d.requests);
+      errors.add(d.errors);
+      prompt.add(d.prompt);
+      completion.add(d.completion);
+      cached.add(d.cached);
+      total.add(d.total);
+      for (const double c : d.costs) {
+        costs.add(c);
+        cost_groups.add(group);
+      }
     }
   }
   for (ArrayLiteral* a :
@@ -256,10 +309,10 @@ UsageParams usage_params(const std::vector<const core::RequestLog*>& rows,
 }
 
 std::string key_array(const std::vector<const core::RequestLog*>& rows) {
-  std::set<std::string> keys;
+  std::set<std::string, std::less<>> keys;
   for (const core::RequestLog* r : rows) {
-    std::string key = log_key(*r);
-    if (!key.empty()) keys.insert(std::move(key));
+    const LogKey key = log_key(*r);
+    if (key.present && !keys.contains(key.view())) keys.emplace(key.view());
   }
   if (keys.empty()) return {};
   std::string out;

@@ -9,9 +9,12 @@
 // that reads back as the same double), so usage_daily.cost is exactly the numeric sum of the rows'.
 #include "core/domain.hpp"
 
+#include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -26,9 +29,15 @@ void append_copy_row(std::string& out, const core::RequestLog& row);
 // The UTC day (days since 1970-01-01) a row is logged under: its partition and its usage_daily day.
 std::int64_t log_day(const core::RequestLog& row) noexcept;
 
-// A key's id as the log writes it (lowercase, so that one key is one group) or "" for a row that
-// has none, or a malformed one (which would fail the uuid cast, and the batch).
-std::string log_key(const core::RequestLog& row);
+// A key's id as the log writes it (lowercase, so that one key is one group), or none for a row that
+// has none, or a malformed one (which would fail the uuid cast, and the batch). Held inline: this
+// runs several times for every row.
+struct LogKey {
+  std::array<char, 36> text{};
+  bool present = false;
+  std::string_view view() const { return present ? std::string_view(text.data(), text.size()) : ""; }
+};
+LogKey log_key(const core::RequestLog& row) noexcept;
 
 // The parameters of the statement that adds a batch to usage_daily and key_budget_usage (see
 // log_writer.cpp): PostgreSQL array literals, since libpqxx 6.4 has no array parameters.
@@ -42,10 +51,11 @@ struct UsageParams {
   bool empty = true;  // no row has a key: nothing to add
 };
 
-// `budget_resets`: budget_reset_at (µs since the epoch) of the batch's keys that exist in user_keys,
-// by log_key(); a key missing there adds nothing to key_budget_usage.
-UsageParams usage_params(const std::vector<const core::RequestLog*>& rows,
-                         const std::map<std::string, std::int64_t>& budget_resets);
+// budget_reset_at (µs since the epoch) of the batch's keys that exist in user_keys, by log_key(); a
+// key missing there adds nothing to key_budget_usage.
+using BudgetResets = std::map<std::string, std::int64_t, std::less<>>;
+
+UsageParams usage_params(const std::vector<const core::RequestLog*>& rows, const BudgetResets& budget_resets);
 
 // The batch's distinct keys as a uuid[] literal, for looking up their budget_reset_at; "" for none.
 std::string key_array(const std::vector<const core::RequestLog*>& rows);

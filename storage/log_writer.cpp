@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <map>
 #include <optional>
 #include <set>
 
@@ -198,7 +197,7 @@ void copy_rows(pqxx::work& tx, const std::vector<const core::RequestLog*>& rows)
 void add_usage(pqxx::work& tx, const std::vector<const core::RequestLog*>& rows) {
   const std::string keys = detail::key_array(rows);
   if (keys.empty()) return;  // no row has a key: nothing to count
-  std::map<std::string, std::int64_t> resets;
+  detail::BudgetResets resets;
   for (const auto& row : exec(tx, kBudgetResets, keys))
     resets.emplace(row[0].as<std::string>(), row[1].as<std::int64_t>());
   const auto p = detail::usage_params(rows, resets);
