@@ -4,6 +4,8 @@
 #
 #   bash bench/log_rows.sh [BINARY ...]     (default build/gateway/llm-gateway)
 #   C=64 T=2 SECS=8 bash bench/log_rows.sh /tmp/gw-old /tmp/gw-new     one run per binary, in turn
+#   GW_ENV="LOG_QUEUE_MAX=1" C=1 T=1 bash bench/log_rows.sh     extra gateway settings (this one keeps
+#                                         almost every row out of PostgreSQL: the latency without it)
 #
 # The stack of bench/run.sh at WORKERS=1: the gateway on CPU 1; wrk, a canned nginx upstream,
 # PostgreSQL and Redis on CPU 0; request log on with its defaults; a plain key. At 64 connections
@@ -62,7 +64,8 @@ for bin in "${bins[@]}"; do
     for t in $(pgrep -P "$p") "$p"; do taskset -a -p -c 0 "$t" >/dev/null; done
   done
   admin=adm-$(head -c8 /dev/urandom | od -An -tx1 | tr -d ' \n')
-  taskset -c 1 env LISTEN_ADDR="127.0.0.1:$gwp" WORKERS=1 ADMIN_KEY="$admin" \
+  # shellcheck disable=SC2086 # GW_ENV is a list of NAME=value words
+  taskset -c 1 env LISTEN_ADDR="127.0.0.1:$gwp" WORKERS=1 ADMIN_KEY="$admin" ${GW_ENV:-} \
     DATABASE_URL="postgresql://postgres@127.0.0.1:$pgp/llmgw" REDIS_URL="redis://127.0.0.1:$rp/0" \
     ENCRYPTION_KEY="$(head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n')" "$bin" >"$work/gw.log" 2>&1 &
   gw=$!
@@ -81,15 +84,25 @@ for bin in "${bins[@]}"; do
   $psql_ -c "ALTER SYSTEM SET log_min_duration_statement = 0" -c "SELECT pg_reload_conf()" >/dev/null
   sleep 0.5
   : >"$work/svc/pg.log"
+  log_at=$(stat -c %s "$work/gw.log")
   cpu0=$(pg_cpu_ticks) t0=$(writer_ticks "$gw") w0=$(metric "$gwp" llmgw_log_rows_written_total) d0=$(metric "$gwp" llmgw_log_rows_dropped_total)
-  out=$(taskset -c 0 wrk -t"${T:-2}" -c"${C:-64}" -d"${SECS:-8}s" -s "$repo/bench/post.lua" "http://127.0.0.1:$gwp" 2>&1)
+  out=$(taskset -c 0 wrk -t"${T:-2}" -c"${C:-64}" -d"${SECS:-8}s" --latency -s "$repo/bench/post.lua" "http://127.0.0.1:$gwp" 2>&1)
   sleep 1  # the last batch lands
   cpu1=$(pg_cpu_ticks) t1=$(writer_ticks "$gw") w1=$(metric "$gwp" llmgw_log_rows_written_total) d1=$(metric "$gwp" llmgw_log_rows_dropped_total)
   hz=$(getconf CLK_TCK)
-  echo "== $bin ($(sha256sum "$bin" | cut -c1-12)), wrk -t${T:-2} -c${C:-64} -d${SECS:-8}s"
-  echo "RPS $(echo "$out" | awk '/Requests\/sec/{print $2}'); rows written $((w1 - w0)), dropped $((d1 - d0));" \
+  echo "== $bin ($(sha256sum "$bin" | cut -c1-12)), wrk -t${T:-2} -c${C:-64} -d${SECS:-8}s${GW_ENV:+, $GW_ENV}"
+  echo "RPS $(echo "$out" | awk '/Requests\/sec/{print $2}'), p50 $(echo "$out" | awk '$1 == "50%" {print $2}')," \
+    "p99 $(echo "$out" | awk '$1 == "99%" {print $2}'); rows written $((w1 - w0)), dropped $((d1 - d0));" \
     "PostgreSQL CPU $(python3 -c "print(round(($cpu1 - $cpu0) * 1e6 / $hz / max(1, $w1 - $w0), 2))") µs per row written;" \
     "the gateway's writer thread $(python3 -c "print(round(($t1 - $t0) * 1e6 / $hz / max(1, $w1 - $w0), 2))") µs per row"
+  # The gateway's own duration_ms (request head read -> response written) of the window's requests.
+  tail -c +$((log_at + 1)) "$work/gw.log" | python3 -c '
+import json, sys
+v = sorted(float(j["duration_ms"]) for j in map(json.loads, filter(lambda l: l.startswith("{"), sys.stdin))
+           if "duration_ms" in j)
+if v:
+    print("  gateway-measured duration_ms: p50 %.3f p99 %.3f p99.9 %.3f (%d requests)"
+          % (v[len(v) // 2], v[int(len(v) * 0.99)], v[int(len(v) * 0.999)], len(v)))'
   # Each statement of the writer, as PostgreSQL logged it: count, mean and max wall time.
   grep -oE "duration: [0-9.]+ ms  (execute [a-z_]+|statement: [A-Z]+)" "$work/svc/pg.log" \
     | awk '{what = $4 " " $5; n[what]++; s[what] += $2; if ($2 > m[what]) m[what] = $2}

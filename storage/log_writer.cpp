@@ -35,12 +35,12 @@ constexpr std::chrono::seconds kMaintenanceRetry{30};
 constexpr std::chrono::milliseconds kMinBackoff{100};
 constexpr std::chrono::milliseconds kMaxBackoff{1000};
 
-// A batch is one transaction: COPY puts the rows in request_logs (the cheapest way in: a third
-// less PostgreSQL CPU per row than inserting them from one JSON parameter, which was ~10 µs a row),
-// then one statement adds them to usage_daily and key_budget_usage from totals summed by the writer
-// (log_batch.hpp), so the totals always match the log. A row whose day has no partition fails the
-// COPY, and so the batch; the retry (after maintenance) leaves out the rows whose day has none: one
-// row stamped far off must not lose its neighbours.
+// A batch is one transaction: COPY puts the rows in request_logs (the cheapest way in: about 7.5 µs
+// of PostgreSQL CPU a row, against 17.5 when the rows came as one JSON parameter and the totals were
+// upserted from its RETURNING; bench/results/2026-11-25-log-copy.md), then one statement adds them to
+// usage_daily and key_budget_usage from totals summed by the writer (log_batch.hpp), so the totals always
+// match the log. A row whose day has no partition fails the COPY, and so the batch; the retry (after
+// maintenance) leaves out the rows whose day has none: one row stamped far off must not lose its neighbours.
 //
 // usage_daily is upserted in (key_id, day) order and key_budget_usage in key_id order, so that
 // concurrent replicas lock rows in the same order and cannot deadlock. key_budget_usage (what each
