@@ -5,7 +5,6 @@
 #include "storage/sql.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <limits>
