@@ -1,5 +1,6 @@
 #include "storage/log_batch.hpp"
 
+#include "core/ascii.hpp"
 #include "core/json_write.hpp"
 #include "core/model_rewrite.hpp"
 #include "storage/sql.hpp"
@@ -52,41 +53,6 @@ char copy_escape(char c) {
   if (c == '\n') return 'n';
   if (c == '\r') return 'r';
   return 0;
-}
-
-// Writes `n` as exactly `width` decimal digits (n < 10^width).
-char* put_digits(char* p, unsigned n, int width) {
-  for (int i = width - 1; i >= 0; --i) {
-    p[i] = static_cast<char>('0' + n % 10);
-    n /= 10;
-  }
-  return p + width;
-}
-
-// Microseconds since the epoch as timestamptz text, "2026-11-25 15:04:05.123456+00", without a
-// formatting library: this runs for every row. Years 0-9999 (created_at is clamped to 9999).
-void append_timestamp(std::string& out, std::int64_t us) {
-  using namespace std::chrono;
-  const sys_time<microseconds> t{microseconds(us)};
-  const auto day = floor<days>(t);
-  const year_month_day ymd{day};
-  const auto tod = static_cast<std::uint64_t>((t - day).count());  // µs into the day
-  char buf[32];
-  char* p = put_digits(buf, static_cast<unsigned>(std::clamp(static_cast<int>(ymd.year()), 0, 9999)), 4);
-  *p++ = '-';
-  p = put_digits(p, static_cast<unsigned>(ymd.month()), 2);
-  *p++ = '-';
-  p = put_digits(p, static_cast<unsigned>(ymd.day()), 2);
-  *p++ = ' ';
-  p = put_digits(p, static_cast<unsigned>(tod / 3'600'000'000), 2);
-  *p++ = ':';
-  p = put_digits(p, static_cast<unsigned>(tod / 60'000'000 % 60), 2);
-  *p++ = ':';
-  p = put_digits(p, static_cast<unsigned>(tod / 1'000'000 % 60), 2);
-  *p++ = '.';
-  p = put_digits(p, static_cast<unsigned>(tod % 1'000'000), 6);
-  out.append(buf, p);
-  out.append("+00");
 }
 
 // A COPY text line: fields separated by tabs, \N for NULL, and backslash escapes for the
@@ -186,11 +152,12 @@ const std::vector<std::string> kLogCopyColumns{"request_id",    "upstream_reques
                                                "is_stream",     "attempts",
                                                "client_addr",   "created_at"};
 
-void append_copy_row(std::string& out, const core::RequestLog& r) {
+void append_copy_row(std::string& out, const LogRow& lr) {
+  const core::RequestLog& r = *lr.row;
   CopyLine line{out};
   line.text(r.request_id);
   line.text_or_null(r.upstream_request_id);
-  line.text_or_null(log_key(r).view());
+  line.text_or_null(lr.key.view());
   line.text_or_null(r.model);
   line.text_or_null(r.provider);
   line.text_or_null(r.upstream_model);
@@ -214,7 +181,7 @@ void append_copy_row(std::string& out, const core::RequestLog& r) {
   line.integer(clamp_to(r.attempts, kSmall));
   line.text_or_null(r.client_addr);
   line.next();
-  append_timestamp(out, created_at_us(r));
+  append_rfc3339_us(out, created_at_us(r));
 }
 
 std::int64_t log_day(const core::RequestLog& row) noexcept {
@@ -222,26 +189,19 @@ std::int64_t log_day(const core::RequestLog& row) noexcept {
   return us / kDayUs - (us % kDayUs < 0 ? 1 : 0);  // floor: a day before 1970 too
 }
 
-LogKey log_key(const core::RequestLog& row) noexcept {
-  LogKey key;
-  if (!is_uuid(row.key_id)) return key;
+LogRow::LogRow(const core::RequestLog& r) noexcept : row(&r) {
+  if (!is_uuid(r.key_id)) return;
   key.present = true;
-  for (std::size_t i = 0; i < key.text.size(); ++i) {
-    const char c = row.key_id[i];
-    key.text[i] = c >= 'A' && c <= 'F' ? static_cast<char>(c - 'A' + 'a') : c;
-  }
-  return key;
+  std::ranges::transform(r.key_id, key.text.begin(), core::ascii_lower);
 }
 
-UsageParams usage_params(const std::vector<const core::RequestLog*>& rows,
-                         const BudgetResets& budget_resets) {
+UsageParams usage_params(const std::vector<LogRow>& rows, const BudgetResets& budget_resets) {
   // Keyed by (key, day): the upsert order. Transparent comparisons: a string is made per group, not
   // per row.
   std::map<std::string, std::map<std::int64_t, DayTotals>, std::less<>> days;
   std::map<std::string, BudgetTotals, std::less<>> budgets;
-  for (const core::RequestLog* r : rows) {
-    const LogKey log_key_of_row = log_key(*r);
-    const std::string_view key = log_key_of_row.view();
+  for (const auto& [r, log_key] : rows) {
+    const std::string_view key = log_key.view();
     if (key.empty()) continue;
     const std::int64_t tokens = clamp_to(r->total_tokens, kInt);
     auto key_days = days.find(key);
@@ -307,12 +267,10 @@ UsageParams usage_params(const std::vector<const core::RequestLog*>& rows,
   return p;
 }
 
-std::string key_array(const std::vector<const core::RequestLog*>& rows) {
+std::string key_array(const std::vector<LogRow>& rows) {
   std::set<std::string, std::less<>> keys;
-  for (const core::RequestLog* r : rows) {
-    const LogKey key = log_key(*r);
-    if (key.present && !keys.contains(key.view())) keys.emplace(key.view());
-  }
+  for (const auto& r : rows)
+    if (r.key.present && !keys.contains(r.key.view())) keys.emplace(r.key.view());
   if (keys.empty()) return {};
   std::string out;
   ArrayLiteral literal{out};

@@ -22,21 +22,27 @@ namespace storage::detail {
 // request_logs' columns in the order of the COPY text's fields.
 extern const std::vector<std::string> kLogCopyColumns;
 
-// Appends one row as a COPY text line, without the newline.
-void append_copy_row(std::string& out, const core::RequestLog& row);
-
 // The UTC day (days since 1970-01-01) a row is logged under: its partition and its usage_daily day.
 std::int64_t log_day(const core::RequestLog& row) noexcept;
 
 // A key's id as the log writes it (lowercase, so that one key is one group), or none for a row that
-// has none, or a malformed one (which would fail the uuid cast, and the batch). Held inline: this
-// runs several times for every row.
+// has none, or a malformed one (which would fail the uuid cast, and the batch). Held inline.
 struct LogKey {
   std::array<char, 36> text{};
   bool present = false;
   std::string_view view() const { return present ? std::string_view(text.data(), text.size()) : ""; }
 };
-LogKey log_key(const core::RequestLog& row) noexcept;
+
+// A row of a batch with its key as the log writes it, worked out once for the COPY text, the totals
+// and the budget lookup.
+struct LogRow {
+  explicit LogRow(const core::RequestLog& r) noexcept;
+  const core::RequestLog* row;
+  LogKey key;
+};
+
+// Appends one row as a COPY text line, without the newline.
+void append_copy_row(std::string& out, const LogRow& row);
 
 // The parameters of the statement that adds a batch to usage_daily and key_budget_usage (see
 // log_writer.cpp): PostgreSQL array literals, since libpqxx 6.4 has no array parameters.
@@ -50,13 +56,13 @@ struct UsageParams {
   bool empty = true;  // no row has a key: nothing to add
 };
 
-// budget_reset_at (µs since the epoch) of the batch's keys that exist in user_keys, by log_key(); a
+// budget_reset_at (µs since the epoch) of the batch's keys that exist in user_keys, by LogRow::key; a
 // key missing there adds nothing to key_budget_usage.
 using BudgetResets = std::map<std::string, std::int64_t, std::less<>>;
 
-UsageParams usage_params(const std::vector<const core::RequestLog*>& rows, const BudgetResets& budget_resets);
+UsageParams usage_params(const std::vector<LogRow>& rows, const BudgetResets& budget_resets);
 
 // The batch's distinct keys as a uuid[] literal, for looking up their budget_reset_at; "" for none.
-std::string key_array(const std::vector<const core::RequestLog*>& rows);
+std::string key_array(const std::vector<LogRow>& rows);
 
 }  // namespace storage::detail

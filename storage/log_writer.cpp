@@ -166,22 +166,21 @@ void log_changes(const PartitionChanges& changes) {
 }
 
 // The rows of `batch` whose day has a partition now.
-std::vector<const core::RequestLog*> partitioned_rows(pqxx::work& tx,
-                                                      const std::vector<core::RequestLog>& batch) {
+std::vector<detail::LogRow> partitioned_rows(pqxx::work& tx, const std::vector<core::RequestLog>& batch) {
   std::set<std::string> partitions;
   for (const auto& row : exec(tx, kListPartitions)) partitions.insert(row[0].as<std::string>());
-  std::vector<const core::RequestLog*> rows;
+  std::vector<detail::LogRow> rows;
   for (const auto& r : batch)
-    if (partitions.contains(partition_name(sys_days(days(detail::log_day(r)))))) rows.push_back(&r);
+    if (partitions.contains(partition_name(sys_days(days(detail::log_day(r)))))) rows.emplace_back(r);
   return rows;
 }
 
-void copy_rows(pqxx::work& tx, const std::vector<const core::RequestLog*>& rows) {
+void copy_rows(pqxx::work& tx, const std::vector<detail::LogRow>& rows) {
   std::string text;
   text.reserve(rows.size() * 256);
-  for (const core::RequestLog* r : rows) {
+  for (const auto& r : rows) {
     if (!text.empty()) text.push_back('\n');
-    detail::append_copy_row(text, *r);
+    detail::append_copy_row(text, r);
   }
   // libpqxx 6.4's stream_to keeps write_raw_line() private and would convert and escape every field
   // again; tablewriter (deprecated for stream_to) is its one public way to send COPY text as built.
@@ -194,7 +193,7 @@ void copy_rows(pqxx::work& tx, const std::vector<const core::RequestLog*>& rows)
 #pragma GCC diagnostic pop
 }
 
-void add_usage(pqxx::work& tx, const std::vector<const core::RequestLog*>& rows) {
+void add_usage(pqxx::work& tx, const std::vector<detail::LogRow>& rows) {
   const std::string keys = detail::key_array(rows);
   if (keys.empty()) return;  // no row has a key: nothing to count
   detail::BudgetResets resets;
@@ -213,12 +212,12 @@ std::optional<std::int64_t> write_rows(detail::PooledConnection& conn,
                                        bool skip_unpartitioned) noexcept {
   try {
     pqxx::work tx(conn.get(), "log_batch");
-    std::vector<const core::RequestLog*> rows;
+    std::vector<detail::LogRow> rows;
     if (skip_unpartitioned) {
       rows = partitioned_rows(tx, batch);
     } else {
       rows.reserve(batch.size());
-      for (const auto& r : batch) rows.push_back(&r);
+      for (const auto& r : batch) rows.emplace_back(r);
     }
     if (!rows.empty()) {
       copy_rows(tx, rows);

@@ -5,6 +5,9 @@
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
+#include <algorithm>
+#include <chrono>
+
 namespace storage::detail {
 
 std::string json_array(const std::vector<std::string>& v) {
@@ -34,16 +37,47 @@ core::Pricing pricing_from(const pqxx::row& r, int at) {
   return core::Pricing{optional_double(r[at]), optional_double(r[at + 1]), optional_double(r[at + 2])};
 }
 
-std::string rfc3339_us(std::int64_t us) {
+namespace {
+
+// Writes `n` as exactly `width` decimal digits (n < 10^width).
+char* put_digits(char* p, unsigned n, int width) {
+  for (int i = width - 1; i >= 0; --i) {
+    p[i] = static_cast<char>('0' + n % 10);
+    n /= 10;
+  }
+  return p + width;
+}
+
+}  // namespace
+
+void append_rfc3339_us(std::string& out, std::int64_t us) {
   using namespace std::chrono;
   const sys_time<microseconds> t{microseconds(us)};
   const auto day = floor<days>(t);
   const year_month_day ymd{day};
-  const hh_mm_ss<microseconds> tod{t - day};
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", static_cast<int>(ymd.year()),
-                     static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                     tod.hours().count(), tod.minutes().count(), tod.seconds().count(),
-                     tod.subseconds().count());
+  const auto tod = static_cast<std::uint64_t>((t - day).count());  // µs into the day
+  char buf[32];
+  char* p = put_digits(buf, static_cast<unsigned>(std::clamp(static_cast<int>(ymd.year()), 0, 9999)), 4);
+  *p++ = '-';
+  p = put_digits(p, static_cast<unsigned>(ymd.month()), 2);
+  *p++ = '-';
+  p = put_digits(p, static_cast<unsigned>(ymd.day()), 2);
+  *p++ = 'T';
+  p = put_digits(p, static_cast<unsigned>(tod / 3'600'000'000), 2);
+  *p++ = ':';
+  p = put_digits(p, static_cast<unsigned>(tod / 60'000'000 % 60), 2);
+  *p++ = ':';
+  p = put_digits(p, static_cast<unsigned>(tod / 1'000'000 % 60), 2);
+  *p++ = '.';
+  p = put_digits(p, static_cast<unsigned>(tod % 1'000'000), 6);
+  *p++ = 'Z';
+  out.append(buf, p);
+}
+
+std::string rfc3339_us(std::int64_t us) {
+  std::string out;
+  append_rfc3339_us(out, us);
+  return out;
 }
 
 std::string iso_date(std::chrono::sys_days day) {

@@ -57,7 +57,9 @@ std::optional<std::string> numeric_param(const std::optional<double>& v);
 // Three columns from `at` on: input, output, cached_input prices.
 core::Pricing pricing_from(const pqxx::row& r, int at);
 
-// Microseconds since the Unix epoch as timestamptz text, exact: 2024-05-01T12:00:00.123456Z.
+// Microseconds since the Unix epoch as timestamptz text, exact: 2024-05-01T12:00:00.123456Z. Years
+// 0-9999 (callers clamp). Appended without a formatting library: the request log writes one per row.
+void append_rfc3339_us(std::string& out, std::int64_t us);
 std::string rfc3339_us(std::int64_t us);
 // A UTC calendar day as a date literal, YYYY-MM-DD.
 std::string iso_date(std::chrono::sys_days day);

@@ -7,6 +7,7 @@
 #include "storage/key_repo.hpp"
 #include "storage/log_repo.hpp"
 #include "storage/log_writer.hpp"
+#include "storage/sql.hpp"
 #include "test_support.hpp"
 
 #include <fmt/format.h>
@@ -394,6 +395,15 @@ TEST_CASE("LogWriter: values PostgreSQL would refuse are cleaned, so one row can
   CHECK(scalar("SELECT octet_length(model) FROM request_logs WHERE request_id = 'long'") == 1023);
   CHECK(scalar("SELECT count(*) FROM request_logs WHERE request_id = 'fine' AND latency_ms = real '2.402'"
                " AND ttft_ms = 0") == 1);
+}
+
+TEST_CASE("rfc3339_us: exact microseconds, UTC, years 1 to 9999", "[logs]") {
+  using storage::detail::rfc3339_us;
+  CHECK(rfc3339_us(0) == "1970-01-01T00:00:00.000000Z");
+  CHECK(rfc3339_us(1'700'000'000'123'456) == "2023-11-14T22:13:20.123456Z");
+  CHECK(rfc3339_us(-1) == "1969-12-31T23:59:59.999999Z");
+  CHECK(rfc3339_us(-62'135'596'800'000'000) == "0001-01-01T00:00:00.000000Z");
+  CHECK(rfc3339_us(253'402'300'799'999'999) == "9999-12-31T23:59:59.999999Z");
 }
 
 TEST_CASE("LogWriter: any text reaches the log as written, COPY's special characters included",
